@@ -1,0 +1,54 @@
+"""provider-router: an OpenAI-compatible LLM gateway that logs every call."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from app.config import Settings, configure_logging
+from app.db import get_engine
+from app.errors import register_error_handlers
+from app.extensions import Gateway
+from app.migrate import ensure_schema
+from app.providers.registry import ProviderRegistry
+from app.services.audit import AuditLog
+from app.services.chat import ChatService
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_BYTES = 32 * 1024 * 1024
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """The gateway as a WSGI app; settings default to the environment."""
+    settings = settings or Settings.from_env()
+    configure_logging(settings)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    app.json.sort_keys = False  # answers pass through in the upstream's key order
+    register_extensions(app, settings)
+    register_error_handlers(app)
+    register_blueprints(app)
+    return app
+
+
+def register_extensions(app: Flask, settings: Settings) -> None:
+    audit = None
+    if settings.enable_persistence:
+        ensure_schema(settings.database_url)
+        audit = AuditLog(get_engine(settings.database_url), session_timeout_ms=settings.session_timeout_ms)
+    else:
+        log.warning("ENABLE_PERSISTENCE=false: chat calls are NOT being recorded")
+    registry = ProviderRegistry.from_settings(settings)
+    app.extensions["gateway"] = Gateway(
+        settings=settings, registry=registry, chat=ChatService(registry=registry, audit=audit)
+    )
+
+
+def register_blueprints(app: Flask) -> None:
+    from app.api import chat, health, model_list
+
+    app.register_blueprint(chat.bp)
+    app.register_blueprint(model_list.bp)
+    app.register_blueprint(health.bp)

@@ -1,0 +1,52 @@
+"""POST /v1/chat/completions: the proxy itself."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, g, request
+
+from app.extensions import gateway
+from app.schemas.chat import parse_chat_request
+from app.services.sessions import SESSION_HEADER
+
+bp = Blueprint("chat", __name__, url_prefix="/v1")
+
+REQUEST_ID_HEADER = "X-Request-Id"
+
+
+@bp.post("/chat/completions")
+def create_chat_completion() -> Response | tuple:
+    raw = request.get_data(cache=False)
+    body = parse_chat_request(raw)
+    chat = gateway().chat
+    exchange = chat.begin(
+        body=body,
+        raw_body=raw.decode("utf-8", errors="replace"),
+        session_header=request.headers.get(SESSION_HEADER),
+        method=request.method,
+        path=request.path,
+    )
+    g.exchange = exchange
+    headers = {REQUEST_ID_HEADER: exchange.request_id} if exchange.request_id else {}
+    if not exchange.stream:
+        return chat.complete(exchange), 200, headers
+    response = Response(
+        chat.stream(exchange),
+        mimetype="text/event-stream",
+        headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+    # If the server drops the response before iterating it, the row is still written.
+    response.call_on_close(lambda: chat.abandon(exchange))
+    return response
+
+
+@bp.after_request
+def record_exchange(response: Response) -> Response:
+    """The choke point for non-streaming calls: success or error, one response row."""
+    exchange = g.pop("exchange", None)
+    if exchange is not None and not exchange.streaming:
+        if exchange.completion is not None and response.status_code < 400:
+            body = exchange.completion.body
+        else:
+            body = response.get_json(silent=True)
+        gateway().chat.finish_response(exchange, status_code=response.status_code, body=body)
+    return response

@@ -1,0 +1,14 @@
+"""provider-cli: manage providers and read the audit trail from a terminal."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Manage the provider-router gateway from its host."""
+
+
+def main() -> None:
+    cli()

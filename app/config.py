@@ -1,0 +1,139 @@
+"""One settings object, read from the environment, with defaults that just work."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_PATH = "data/provider-router.db"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+_LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the gateway cannot start with."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything the gateway reads from its environment."""
+
+    database_url: str
+    default_provider: str = "lm-studio"
+    lm_studio_base_url: str = "http://localhost:1234/v1"
+    openai_base_url: str | None = None
+    openai_api_key: str | None = field(default=None, repr=False)
+    request_timeout_ms: int = 120_000
+    session_timeout_ms: int = 1_800_000
+    enable_persistence: bool = True
+    enable_crud_api: bool = True
+    admin_api_key: str | None = field(default=None, repr=False)
+    log_level: str = "INFO"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def request_timeout_s(self) -> float:
+        return self.request_timeout_ms / 1000
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate the settings; raise ConfigError naming the bad variable."""
+        env = os.environ if environ is None else environ
+        return cls(
+            database_url=_database_url(env),
+            default_provider=_name(env, "DEFAULT_PROVIDER", "lm-studio"),
+            lm_studio_base_url=_url(env, "LM_STUDIO_BASE_URL", "http://localhost:1234/v1"),
+            openai_base_url=_url(env, "OPENAI_BASE_URL", None),
+            openai_api_key=env.get("OPENAI_API_KEY") or None,
+            request_timeout_ms=_positive_int(env, "REQUEST_TIMEOUT", 120_000),
+            session_timeout_ms=_positive_int(env, "SESSION_TIMEOUT", 1_800_000),
+            enable_persistence=_bool(env, "ENABLE_PERSISTENCE", True),
+            enable_crud_api=_bool(env, "ENABLE_CRUD_API", True),
+            admin_api_key=env.get("ADMIN_API_KEY") or None,
+            log_level=_log_level(env),
+        )
+
+
+def _database_url(env: Mapping[str, str]) -> str:
+    url = env.get("DATABASE_URL", "").strip()
+    if url:
+        if "://" not in url:
+            raise ConfigError(
+                f"DATABASE_URL must be an SQLAlchemy URL such as "
+                f"postgresql+psycopg://user@host/db, got {url!r}"
+            )
+        return url
+    raw = env.get("DATABASE_PATH", "").strip() or DEFAULT_DATABASE_PATH
+    if raw == ":memory:":
+        raise ConfigError("DATABASE_PATH=:memory: is not supported: each worker would log alone")
+    path = Path(raw)
+    if not path.is_absolute():
+        path = PROJECT_ROOT / path
+    return f"sqlite:///{path}"
+
+
+def _name(env: Mapping[str, str], key: str, default: str) -> str:
+    value = env.get(key, "").strip() or default
+    if not all(ch.isalnum() or ch in "-_." for ch in value):
+        raise ConfigError(f"{key} must be a provider name (letters, digits, - _ .), got {value!r}")
+    return value
+
+
+def _url(env: Mapping[str, str], key: str, default: str | None) -> str | None:
+    value = env.get(key, "").strip()
+    if not value:
+        return default
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{key} must be an http(s) URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def _positive_int(env: Mapping[str, str], key: str, default: int) -> int:
+    raw = env.get(key, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{key} must be a whole number of milliseconds, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{key} must be greater than 0 (milliseconds), got {raw!r}")
+    return value
+
+
+def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
+    raw = env.get(key)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{key} must be true or false, got {raw!r}")
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    value = env.get("LOG_LEVEL", "").strip().upper() or "INFO"
+    if value not in _LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(sorted(_LOG_LEVELS))}, got {value!r}")
+    return value
+
+
+def configure_logging(settings: Settings) -> None:
+    """Route the gateway's loggers to stderr at the configured level."""
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
+    )
+    logging.getLogger("app").setLevel(settings.log_level)

@@ -1,0 +1,149 @@
+"""One error tree, rendered the way OpenAI renders errors: {"error": {message, type, param, code}}."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class GatewayError(Exception):
+    """An error the client should see, with its HTTP status, type and code."""
+
+    status = 500
+    type = "api_error"
+    code = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, type=self.type, param=self.param, code=self.code)
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class NotFound(GatewayError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class Unauthorized(GatewayError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class Conflict(GatewayError):
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"
+
+
+class UpstreamError(GatewayError):
+    """The upstream provider failed; subclasses say how."""
+
+    status = 502
+    type = "upstream_error"
+    code = "upstream_error"
+
+
+class UpstreamUnreachable(UpstreamError):
+    code = "upstream_unreachable"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    code = "upstream_timeout"
+
+
+class UpstreamCut(UpstreamError):
+    """The upstream ended a stream early: dropped connection or no terminator."""
+
+    code = "upstream_stream_cut"
+
+
+class UpstreamHTTPError(UpstreamError):
+    """The upstream answered 4xx/5xx: passed through with its status and error body."""
+
+    def __init__(self, message: str, *, status: int, payload: dict[str, Any] | None) -> None:
+        super().__init__(message, status=status, code=f"upstream_http_{status}")
+        self.payload = payload
+        self.retry_after: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        if isinstance(self.payload, dict) and isinstance(self.payload.get("error"), dict | str):
+            return self.payload
+        return super().body()
+
+
+def error_body(
+    message: str, *, type: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+def error_response(error: GatewayError) -> Response:
+    response = jsonify(error.body())
+    response.status_code = error.status
+    return response
+
+
+_HTTP_CODES = {
+    400: ("invalid_request_error", "bad_request"),
+    401: ("authentication_error", "invalid_api_key"),
+    404: ("invalid_request_error", "not_found"),
+    405: ("invalid_request_error", "method_not_allowed"),
+    413: ("invalid_request_error", "request_too_large"),
+    415: ("invalid_request_error", "unsupported_media_type"),
+    422: ("invalid_request_error", "invalid_request"),
+}
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Render every error, ours or Werkzeug's, in the OpenAI shape; never a traceback."""
+
+    @app.errorhandler(GatewayError)
+    def _gateway_error(error: GatewayError) -> Response:
+        return error_response(error)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        kind, code = _HTTP_CODES.get(status, ("api_error", "http_error"))
+        response = jsonify(error_body(error.description or error.name, type=kind, code=code))
+        response.status_code = status
+        if status == 405 and getattr(error, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(error.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        log.exception("unhandled error")
+        response = jsonify(
+            error_body("The gateway hit an internal error.", type="api_error", code="internal_error")
+        )
+        response.status_code = 500
+        return response

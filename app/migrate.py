@@ -1,0 +1,113 @@
+"""Alembic from code: the schema's revision, upgrades, and the start-up check."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from app.config import PROJECT_ROOT, ConfigError, Settings
+from app.db import get_engine
+
+log = logging.getLogger(__name__)
+
+
+class SchemaOutdated(RuntimeError):
+    """The database holds an older schema; upgrading it is an explicit step."""
+
+
+def alembic_config(url: str) -> Config:
+    """An Alembic config that works from any working directory."""
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["configure_logging"] = False
+    return config
+
+
+def head_revision(url: str) -> str | None:
+    return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+
+
+def current_revision(url: str) -> str | None:
+    with get_engine(url).connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str = "base") -> None:
+    command.downgrade(alembic_config(url), revision)
+
+
+def ensure_schema(url: str) -> str:
+    """Create a fresh database's schema; refuse to touch one that is behind head."""
+    head = head_revision(url)
+    with _schema_lock(url):
+        current = current_revision(url)
+        if current is None:
+            tables = set(sa.inspect(get_engine(url)).get_table_names())
+            if tables - {"alembic_version"}:
+                raise SchemaOutdated(
+                    f"the database holds tables ({', '.join(sorted(tables))}) but no Alembic "
+                    "revision: it is not a provider-router database, or it predates Alembic; "
+                    "use `provider-cli import` for an original gateway database"
+                )
+            log.info("new database: creating the schema (revision %s)", head)
+            upgrade(url)
+            return head or ""
+    if current != head:
+        raise SchemaOutdated(
+            f"the database schema is at revision {current}, the code needs {head}: "
+            "run `alembic upgrade head` (or `make run`, which does it)"
+        )
+    return current
+
+
+@contextmanager
+def _schema_lock(url: str):
+    """Serialise first-start schema creation between workers sharing one SQLite file."""
+    database = sa.make_url(url).database
+    if not url.startswith("sqlite") or not database:
+        yield
+        return
+    lock_path = Path(database).with_name(Path(database).name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m app.migrate check`: bring a new database to head or explain in one line."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        settings = Settings.from_env()
+        if args[:1] == ["upgrade"]:
+            upgrade(settings.database_url)
+        else:
+            ensure_schema(settings.database_url)
+    except (ConfigError, SchemaOutdated) as exc:
+        print(f"provider-router: {exc}", file=sys.stderr)
+        return 1
+    except sa.exc.OperationalError as exc:
+        print(f"provider-router: cannot open the database: {exc.orig}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

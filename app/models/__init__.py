@@ -1,0 +1,16 @@
+"""SQLAlchemy models; importing this package registers every table on ``Base.metadata``."""
+
+from app.models.base import Base, JSONText, now_ms
+from app.models.history import RESPONSE_STATUSES, ChatSession, Request, Response
+from app.models.settings import Setting
+
+__all__ = [
+    "RESPONSE_STATUSES",
+    "Base",
+    "ChatSession",
+    "JSONText",
+    "Request",
+    "Response",
+    "Setting",
+    "now_ms",
+]

@@ -1,0 +1,98 @@
+"""The audit trail: sessions, the requests made in them, and one response per request."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.base import Base, BigId, JSONText, now_ms
+
+# Response.status values: ok, error (the call failed), incomplete (the stream was cut).
+RESPONSE_STATUSES = ("ok", "error", "incomplete")
+
+
+class ChatSession(Base):
+    """A conversation; expiry ends its continuity but never deletes its history."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    chat_id: Mapped[str | None] = mapped_column(sa.String(128))
+    parent_id: Mapped[str | None] = mapped_column(sa.String(128))
+    first_user_message: Mapped[str | None] = mapped_column(sa.Text)
+    message_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+    created_at: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms, index=True)
+    last_accessed: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms, index=True)
+    expires_at: Mapped[int] = mapped_column(sa.BigInteger, index=True)
+
+    requests: Mapped[list[Request]] = relationship(
+        back_populates="session", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Request(Base):
+    """One call to /v1/chat/completions, written before the upstream is called."""
+
+    __tablename__ = "requests"
+    __table_args__ = (
+        sa.Index("ix_requests_model_timestamp", "model", "timestamp"),
+        sa.Index("ix_requests_provider_timestamp", "provider", "timestamp"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    request_id: Mapped[str] = mapped_column(sa.String(36), unique=True)
+    timestamp: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms, index=True)
+    method: Mapped[str] = mapped_column(sa.String(8), default="POST")
+    path: Mapped[str] = mapped_column(sa.String(255))
+    openai_request: Mapped[dict | None] = mapped_column(JSONText)
+    provider_request: Mapped[dict | None] = mapped_column(JSONText)
+    provider: Mapped[str] = mapped_column(sa.String(64))
+    model: Mapped[str] = mapped_column(sa.String(255))
+    stream: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    created_at: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms, index=True)
+
+    session: Mapped[ChatSession] = relationship(back_populates="requests")
+    response: Mapped[Response | None] = relationship(
+        back_populates="request", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Response(Base):
+    """How a request ended, whatever the way: exactly one per request."""
+
+    __tablename__ = "responses"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "status IN ('ok', 'error', 'incomplete')", name="status_known"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("requests.id", ondelete="CASCADE"), unique=True
+    )
+    session_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    response_id: Mapped[str] = mapped_column(sa.String(36), unique=True)
+    timestamp: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms, index=True)
+    provider_response: Mapped[dict | None] = mapped_column(JSONText)
+    openai_response: Mapped[dict | None] = mapped_column(JSONText)
+    parent_id: Mapped[str | None] = mapped_column(sa.String(128))
+    prompt_tokens: Mapped[int | None] = mapped_column(sa.Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(sa.Integer)
+    total_tokens: Mapped[int | None] = mapped_column(sa.Integer)
+    usage_estimated: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    finish_reason: Mapped[str | None] = mapped_column(sa.String(32), index=True)
+    status: Mapped[str] = mapped_column(sa.String(16), index=True)
+    status_code: Mapped[int | None] = mapped_column(sa.Integer)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    duration_ms: Mapped[int | None] = mapped_column(sa.Integer)
+    ttft_ms: Mapped[int | None] = mapped_column(sa.Integer)
+    client_disconnected: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    created_at: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms, index=True)
+
+    request: Mapped[Request] = relationship(back_populates="response")

@@ -1,0 +1,84 @@
+"""The small interface every provider implements, and the shapes it trades in."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(slots=True, kw_only=True)
+class Conversation:
+    """What a provider may need to know of the session (Qwen keeps history upstream)."""
+
+    session_id: str
+    chat_id: str | None = None
+    parent_id: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class Completion:
+    """A whole answer: the OpenAI body for the client, and what the upstream sent."""
+
+    body: dict[str, Any]
+    raw: dict[str, Any] | None = None
+    parent_id: str | None = None
+    chat_id: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class StreamEvent:
+    """One event of a stream: the OpenAI chunk, and the exact bytes to forward."""
+
+    data: str
+    chunk: dict[str, Any] | None
+    parent_id: str | None = None
+    chat_id: str | None = None
+
+
+class EventStream(ABC):
+    """An open upstream stream: iterate for events; always close."""
+
+    @abstractmethod
+    def __iter__(self) -> Iterator[StreamEvent]: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class Provider(ABC):
+    """An upstream: build its request, call it, and speak OpenAI back."""
+
+    kind: str = "abstract"
+
+    def __init__(self, *, name: str, base_url: str, default_model: str | None = None) -> None:
+        self.name = name
+        self.base_url = base_url
+        self.default_model = default_model
+
+    @abstractmethod
+    def build_request(
+        self, body: dict[str, Any], *, model: str, conversation: Conversation
+    ) -> dict[str, Any]:
+        """The provider's request body for an OpenAI chat request (this is what gets stored)."""
+
+    @abstractmethod
+    def complete(self, payload: dict[str, Any], *, conversation: Conversation) -> Completion:
+        """Send a non-streaming request; raise an UpstreamError on failure."""
+
+    @abstractmethod
+    def open_stream(self, payload: dict[str, Any], *, conversation: Conversation) -> EventStream:
+        """Start a stream; errors before its first byte are raised here, not in iteration."""
+
+    @abstractmethod
+    def list_models(self) -> list[dict[str, Any]]:
+        """The upstream's models as OpenAI model objects."""
+
+
+def ask_for_stream_usage(payload: dict[str, Any]) -> dict[str, Any]:
+    """Streams always ask for usage; the gateway forwards it only if the client asked."""
+    if payload.get("stream"):
+        options = payload.get("stream_options")
+        payload["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+    return payload

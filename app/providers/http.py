@@ -1,0 +1,179 @@
+"""HTTP transport shared by providers: pooled sessions, timeouts, and error mapping."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
+
+from app.errors import (
+    UpstreamCut,
+    UpstreamError,
+    UpstreamHTTPError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
+from app.providers.base import EventStream, StreamEvent
+from app.providers.sse import DONE, SSEDecoder
+
+CONNECT_TIMEOUT_S = 10.0
+# gevent workers hold thousands of streams, each on its own upstream connection.
+POOL_MAXSIZE = 2048
+_ERROR_BODY_LIMIT = 64 * 1024
+
+
+def redact_url(url: str) -> str:
+    """The URL without credentials or query string: safe to log and store."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def new_session() -> requests.Session:
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=8, pool_maxsize=POOL_MAXSIZE, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.trust_env = False  # a proxy from the environment must not see prompts
+    return session
+
+
+class HTTPTransport:
+    """Calls one upstream and maps every failure to an UpstreamError that names it safely."""
+
+    def __init__(self, *, name: str, base_url: str, timeout_s: float) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.timeout = (min(CONNECT_TIMEOUT_S, timeout_s), timeout_s)
+        self.session = new_session()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
+        stream: bool = False,
+    ) -> requests.Response:
+        """Send one request; a 4xx/5xx answer raises UpstreamHTTPError with its body."""
+        url = self.base_url + path
+        data = None
+        if body is not None:
+            data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+            headers = {"Content-Type": "application/json", **(headers or {})}
+        try:
+            response = self.session.request(
+                method, url, data=data, headers=headers, params=params,
+                timeout=self.timeout, stream=stream,
+            )
+        except requests.Timeout:
+            raise UpstreamTimeout(
+                f"Provider {self.name!r} did not answer within {self.timeout_s:g}s."
+            ) from None
+        except requests.ConnectionError:
+            raise UpstreamUnreachable(
+                f"Cannot connect to provider {self.name!r} at {redact_url(self.base_url)}."
+            ) from None
+        except requests.RequestException as exc:
+            raise UpstreamError(
+                f"Request to provider {self.name!r} failed ({type(exc).__name__})."
+            ) from None
+        if response.status_code >= 400:
+            raise self._http_error(response)
+        return response
+
+    def _http_error(self, response: requests.Response) -> UpstreamHTTPError:
+        try:
+            text = response.raw.read(_ERROR_BODY_LIMIT, decode_content=True) or b""
+        except Exception:  # noqa: BLE001 - the status alone is still worth reporting
+            text = b""
+        finally:
+            response.close()
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            payload = None
+        status = response.status_code
+        message = _error_message(payload) or text.decode("utf-8", "replace")[:500].strip()
+        error = UpstreamHTTPError(
+            f"Provider {self.name!r} answered {status}: {message or response.reason}",
+            status=status,
+            payload=payload if isinstance(payload, dict) else None,
+        )
+        error.retry_after = response.headers.get("Retry-After")
+        return error
+
+    def read(self, response: requests.Response) -> Iterator[bytes]:
+        """The body's bytes as they arrive; transport failures become UpstreamErrors."""
+        raw = response.raw
+        try:
+            while True:
+                data = raw.read1(65536)
+                if not data:
+                    return
+                yield data
+        except (ReadTimeoutError, socket.timeout, TimeoutError):
+            raise UpstreamTimeout(
+                f"Provider {self.name!r} sent nothing for {self.timeout_s:g}s mid-stream."
+            ) from None
+        except (ProtocolError, requests.RequestException, OSError) as exc:
+            raise UpstreamCut(
+                f"Provider {self.name!r} dropped the stream ({type(exc).__name__})."
+            ) from None
+
+
+def _error_message(payload: Any) -> str | None:
+    if isinstance(payload, dict):
+        error = payload.get("error", payload.get("message"))
+        if isinstance(error, dict):
+            return str(error.get("message") or "") or None
+        if isinstance(error, str):
+            return error
+    return None
+
+
+class SSEEventStream(EventStream):
+    """An upstream SSE response, decoded into events; ``translate`` maps each event's data."""
+
+    def __init__(
+        self,
+        transport: HTTPTransport,
+        response: requests.Response,
+        translate: Callable[[str], list[StreamEvent]] | None = None,
+    ) -> None:
+        self._transport = transport
+        self._response = response
+        self._translate = translate or passthrough_event
+
+    def __iter__(self) -> Iterator[StreamEvent]:
+        decoder = SSEDecoder()
+        for data in self._transport.read(self._response):
+            for text in decoder.feed(data):
+                yield from self._translate(text)
+        for text in decoder.flush():
+            yield from self._translate(text)
+
+    def close(self) -> None:
+        self._response.close()
+
+
+def passthrough_event(text: str) -> list[StreamEvent]:
+    """An OpenAI-compatible event, forwarded as it came."""
+    if text.strip() == DONE:
+        return [StreamEvent(data=DONE, chunk=None)]
+    try:
+        chunk = json.loads(text)
+    except ValueError:
+        chunk = None
+    return [StreamEvent(data=text, chunk=chunk if isinstance(chunk, dict) else None)]

@@ -1,0 +1,71 @@
+"""Server-sent events decoding, separate from any transport."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+DONE = "[DONE]"
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+class SSEDecoder:
+    """Turns bytes, split anywhere, into the data of complete events.
+
+    Lines may end in \\n, \\r\\n or \\r; an event ends at a blank line; comment
+    lines (":") and fields other than ``data`` are ignored.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._data: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> list[str]:
+        """Add bytes; return the data of every event they complete."""
+        self._buffer += chunk
+        events: list[str] = []
+        while True:
+            line, sep, rest = _split_line(self._buffer)
+            if not sep:
+                return events
+            self._buffer = rest
+            self._line(line, events)
+
+    def flush(self) -> list[str]:
+        """At end of input: a last event lacking its blank line still counts."""
+        events: list[str] = []
+        if self._buffer:
+            self._line(self._buffer, events)
+            self._buffer = b""
+        if self._data:
+            self._line(b"", events)
+        return events
+
+    def _line(self, line: bytes, events: list[str]) -> None:
+        if not line:
+            if self._data:
+                events.append(b"\n".join(self._data).decode("utf-8", errors="replace"))
+                self._data = []
+            return
+        if line.startswith(b":"):
+            return
+        name, _, value = line.partition(b":")
+        if name == b"data":
+            self._data.append(value[1:] if value.startswith(b" ") else value)
+
+
+def _split_line(buffer: bytes) -> tuple[bytes, bool, bytes]:
+    match = _LINE_END.search(buffer)
+    if match is None:
+        return b"", False, buffer
+    if match.group() == b"\r" and match.end() == len(buffer):
+        return b"", False, buffer  # the \n of a \r\n may come in the next read
+    return buffer[: match.start()], True, buffer[match.end() :]
+
+
+def decode(chunks: Iterable[bytes]) -> Iterator[str]:
+    """The data of each event in a byte stream, yielded as soon as it is complete."""
+    decoder = SSEDecoder()
+    for chunk in chunks:
+        yield from decoder.feed(chunk)
+    yield from decoder.flush()
