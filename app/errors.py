@@ -108,6 +108,9 @@ def error_body(
 def error_response(error: GatewayError) -> Response:
     response = jsonify(error.body())
     response.status_code = error.status
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after:
+        response.headers["Retry-After"] = retry_after
     return response
 
 

@@ -90,12 +90,15 @@ class HTTPTransport:
                 f"Request to provider {self.name!r} failed ({type(exc).__name__})."
             ) from None
         if response.status_code >= 400:
-            raise self._http_error(response)
+            raise self._http_error(response, streamed=stream)
         return response
 
-    def _http_error(self, response: requests.Response) -> UpstreamHTTPError:
+    def _http_error(self, response: requests.Response, *, streamed: bool) -> UpstreamHTTPError:
         try:
-            text = response.raw.read(_ERROR_BODY_LIMIT, decode_content=True) or b""
+            if streamed:  # read a bounded amount: the body may be anything
+                text = response.raw.read(_ERROR_BODY_LIMIT, decode_content=True) or b""
+            else:
+                text = response.content[:_ERROR_BODY_LIMIT]
         except Exception:  # noqa: BLE001 - the status alone is still worth reporting
             text = b""
         finally:

@@ -1,0 +1,110 @@
+"""End-to-end fixtures: a real gunicorn gateway in front of a real llmock upstream."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+from llmock.testing import LLMockServer
+
+from app import migrate
+from app.config import PROJECT_ROOT
+from app.db import dispose_engines
+
+STARTUP_TIMEOUT_S = 30
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def run_gateway(env: dict[str, str], *, workers: int = 2, log_path: Path) -> Iterator[str]:
+    """Start ``gunicorn wsgi:app`` with gunicorn.conf.py; yield its base URL; stop it."""
+    port = free_port()
+    full_env = {
+        **{key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_", "OPENAI_"))},
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": str(workers),
+        "LOG_LEVEL": "WARNING",
+        **env,
+    }
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=PROJECT_ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base, process, log_path)
+        yield base
+    finally:
+        process.send_signal(signal.SIGINT)  # quick shutdown: the tests have read their rows
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_ready(base: str, process: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+        try:
+            if requests.get(base + "/health", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"gunicorn did not become ready:\n{log_path.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[LLMockServer]:
+    """A real OpenAI-compatible server (llmock) on a free port."""
+    with LLMockServer() as server:
+        yield server
+
+
+@pytest.fixture
+def fresh_upstream(upstream: LLMockServer) -> LLMockServer:
+    upstream.state.reset()
+    return upstream
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def e2e_database_url(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[str]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'gateway.db'}"
+        migrate.upgrade(url)
+        dispose_engines()
+        yield url
+    else:
+        yield request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(scope="module")
+def start_gateway(tmp_path_factory) -> Callable[..., contextmanager]:
+    """Start gateways with extra environment; each stops when its ``with`` block ends."""
+    log_dir = tmp_path_factory.mktemp("gunicorn-logs")
+
+    def start(env: dict[str, str], *, workers: int = 2):
+        return run_gateway(env, workers=workers, log_path=log_dir / "gunicorn.log")
+
+    return start

@@ -1,0 +1,33 @@
+"""Reading what a gateway process wrote, for end-to-end assertions."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app.db import get_engine
+from app.models import Request, Response
+
+
+@dataclass
+class Row:
+    request: Request
+    response: Response | None
+
+
+def rows_for_session(url: str, session_id: str, *, expect: int = 1, timeout_s: float = 10.0) -> list[Row]:
+    """The session's requests with their responses, once ``expect`` responses exist (or time runs out)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with Session(get_engine(url), expire_on_commit=False) as session:
+            requests = session.scalars(
+                sa.select(Request).where(Request.session_id == session_id).order_by(Request.id)
+            ).all()
+            rows = [Row(request, request.response) for request in requests]
+        done = sum(row.response is not None for row in rows) >= expect
+        if done or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.05)
