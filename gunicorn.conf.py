@@ -27,6 +27,6 @@ def on_starting(server):
 
     Run in a child process so the master imports nothing that gevent must patch.
     """
-    check = subprocess.run([sys.executable, "-m", "app.migrate", "check"], check=False)
+    check = subprocess.run([sys.executable, "-m", "app", "check"], check=False)
     if check.returncode != 0:
         sys.exit(check.returncode)

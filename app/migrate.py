@@ -92,7 +92,7 @@ def _schema_lock(url: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m app.migrate check`: bring a new database to head or explain in one line."""
+    """`python -m app check`: bring a new database to head or explain in one line."""
     args = sys.argv[1:] if argv is None else argv
     try:
         settings = Settings.from_env()
@@ -107,7 +107,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"provider-router: cannot open the database: {exc.orig}", file=sys.stderr)
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,50 @@
+"""The schema: Alembic head equals the models; a new database is created, an old one is not touched."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from app import create_app, migrate
+from app.db import get_engine
+from app.models import Base
+
+
+def test_head_matches_the_models(database_url):
+    with get_engine(database_url).connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_fresh_sqlite_database_is_created_on_first_start(make_settings, tmp_path):
+    path = tmp_path / "new" / "gateway.db"
+    create_app(make_settings(database_url=f"sqlite:///{path}"))
+    assert path.exists()
+    assert migrate.current_revision(f"sqlite:///{path}") == migrate.head_revision(f"sqlite:///{path}")
+
+
+def test_database_behind_head_is_never_changed_silently(make_settings, database_url):
+    with get_engine(database_url).begin() as connection:
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = '0000_older'"))
+    with pytest.raises(migrate.SchemaOutdated, match="alembic upgrade head"):
+        create_app(make_settings())
+    assert migrate.current_revision(database_url) == "0000_older"
+
+
+def test_foreign_database_is_refused(make_settings, tmp_path):
+    url = f"sqlite:///{tmp_path / 'other.db'}"
+    with get_engine(url).begin() as connection:
+        connection.execute(sa.text("CREATE TABLE request_logs (id INTEGER PRIMARY KEY)"))
+    with pytest.raises(migrate.SchemaOutdated, match="provider-cli import"):
+        create_app(make_settings(database_url=url))
+
+
+def test_upgrade_and_downgrade_round_trip(tmp_path):
+    url = f"sqlite:///{tmp_path / 'round.db'}"
+    migrate.upgrade(url)
+    migrate.downgrade(url, "base")
+    assert set(sa.inspect(get_engine(url)).get_table_names()) == {"alembic_version"}
+    migrate.upgrade(url)
+    assert {"sessions", "requests", "responses", "settings"} <= set(sa.inspect(get_engine(url)).get_table_names())

@@ -1,0 +1,59 @@
+"""Settings from the environment: defaults that just work, one clear line when a value is bad."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from app.config import PROJECT_ROOT, ConfigError, Settings
+
+
+def test_defaults_just_work():
+    settings = Settings.from_env({})
+    assert settings.database_url == f"sqlite:///{PROJECT_ROOT / 'data' / 'provider-router.db'}"
+    assert settings.default_provider == "lm-studio"
+    assert settings.lm_studio_base_url == "http://localhost:1234/v1"
+    assert settings.openai_base_url is None
+    assert (settings.request_timeout_ms, settings.session_timeout_ms) == (120_000, 1_800_000)
+    assert settings.enable_persistence is True and settings.log_level == "INFO"
+
+
+def test_database_url_wins_over_path():
+    env = {"DATABASE_URL": "postgresql+psycopg://u@h/db", "DATABASE_PATH": "/tmp/x.db"}
+    assert Settings.from_env(env).database_url == "postgresql+psycopg://u@h/db"
+    assert Settings.from_env({"DATABASE_PATH": "/tmp/x.db"}).database_url == "sqlite:////tmp/x.db"
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("REQUEST_TIMEOUT", "soon"),
+    ("REQUEST_TIMEOUT", "0"),
+    ("SESSION_TIMEOUT", "-5"),
+    ("ENABLE_PERSISTENCE", "maybe"),
+    ("LOG_LEVEL", "LOUD"),
+    ("LM_STUDIO_BASE_URL", "localhost:1234"),
+    ("OPENAI_BASE_URL", "ftp://x"),
+    ("DATABASE_URL", "not-a-url"),
+    ("DEFAULT_PROVIDER", "bad name!"),
+    ("DATABASE_PATH", ":memory:"),
+])
+def test_invalid_values_name_the_variable(name, value):
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_secrets_stay_out_of_repr():
+    settings = Settings.from_env({"OPENAI_BASE_URL": "https://x.test/v1", "OPENAI_API_KEY": "sk-secret"})
+    assert "sk-secret" not in repr(settings)
+
+
+def test_startup_check_prints_one_line_and_exits_1():
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "check"],
+        env={"REQUEST_TIMEOUT": "soon", "PATH": ""}, capture_output=True, text=True, cwd=PROJECT_ROOT,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "provider-router: REQUEST_TIMEOUT must be a whole number of milliseconds, got 'soon'"
+    ]
