@@ -7,7 +7,6 @@ import logging
 from flask import Flask
 
 from app.config import Settings, configure_logging
-from app.db import get_engine
 from app.errors import register_error_handlers
 from app.extensions import Gateway
 from app.migrate import ensure_schema
@@ -37,7 +36,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     audit = None
     if settings.enable_persistence:
         ensure_schema(settings.database_url)
-        audit = AuditLog(get_engine(settings.database_url), session_timeout_ms=settings.session_timeout_ms)
+        audit = AuditLog.for_url(settings.database_url, session_timeout_ms=settings.session_timeout_ms)
     else:
         log.warning("ENABLE_PERSISTENCE=false: chat calls are NOT being recorded")
     registry = ProviderRegistry.from_settings(settings)

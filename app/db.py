@@ -16,15 +16,21 @@ from sqlalchemy.orm import Session, sessionmaker
 SQLITE_BUSY_TIMEOUT_S = 30
 
 _lock = threading.Lock()
-_engines: dict[str, Engine] = {}
+_engines: dict[tuple[str, float], Engine] = {}
 
 
-def get_engine(url: str) -> Engine:
-    """The engine for ``url``, shared by this process."""
+def get_engine(url: str, *, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> Engine:
+    """The engine for ``url``, shared by this process.
+
+    ``busy_timeout_s=0`` gives SQLite connections that fail at once on a lock
+    instead of sleeping inside SQLite, which would block a whole gevent worker:
+    the audit hot path waits for locks itself, cooperatively.
+    """
+    key = (url, busy_timeout_s)
     with _lock:
-        engine = _engines.get(url)
+        engine = _engines.get(key)
         if engine is None:
-            engine = _engines[url] = create_engine(url)
+            engine = _engines[key] = create_engine(url, busy_timeout_s=busy_timeout_s)
         return engine
 
 
@@ -46,7 +52,7 @@ def dispose_engines() -> None:
         _engines.clear()
 
 
-def create_engine(url: str) -> Engine:
+def create_engine(url: str, *, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> Engine:
     """A new engine with the pragmas and pool sizes a gateway needs."""
     sa_url = sa.make_url(url)
     if sa_url.get_backend_name() != "sqlite":
@@ -61,23 +67,23 @@ def create_engine(url: str) -> Engine:
         sa_url,
         # Named parameters let the hot path run compiled statements with plain dicts.
         paramstyle="named",
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+        connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
         pool_size=5,
         max_overflow=20,
     )
-    event.listen(engine, "connect", _sqlite_pragmas)
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        finally:
+            cursor.close()
+
     return engine
-
-
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
-    finally:
-        cursor.close()
 
 
 @contextmanager

@@ -11,8 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app import create_app
-from app import migrate
+from app import create_app, migrate
 from app.config import Settings
 from app.db import create_engine, dispose_engines, get_engine
 from app.models import Base
@@ -102,7 +101,23 @@ def settings(make_settings) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings):
-    return create_app(settings)
+    app = create_app(settings)
+    yield app
+    audit = app.extensions["gateway"].chat.audit
+    if audit is not None:
+        audit.stop()
+
+
+@pytest.fixture
+def flush_audit(app) -> Callable[[], None]:
+    """Wait until the app's queued audit rows are written (responses are written after the reply)."""
+
+    def flush() -> None:
+        audit = app.extensions["gateway"].chat.audit
+        if audit is not None:
+            audit.flush()
+
+    return flush
 
 
 @pytest.fixture

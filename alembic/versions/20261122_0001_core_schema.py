@@ -31,7 +31,7 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sessions")),
     )
-    for column in ("created_at", "expires_at", "last_accessed"):
+    for column in ("created_at", "expires_at"):
         op.create_index(op.f(f"ix_sessions_{column}"), "sessions", [column])
 
     op.create_table(
@@ -63,7 +63,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_requests")),
         sa.UniqueConstraint("request_id", name=op.f("uq_requests_request_id")),
     )
-    for column in ("created_at", "session_id", "timestamp"):
+    for column in ("session_id", "timestamp"):
         op.create_index(op.f(f"ix_requests_{column}"), "requests", [column])
     op.create_index("ix_requests_model_timestamp", "requests", ["model", "timestamp"])
     op.create_index("ix_requests_provider_timestamp", "requests", ["provider", "timestamp"])
@@ -105,7 +105,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("request_id", name=op.f("uq_responses_request_id")),
         sa.UniqueConstraint("response_id", name=op.f("uq_responses_response_id")),
     )
-    for column in ("created_at", "finish_reason", "session_id", "status", "timestamp"):
+    for column in ("session_id", "timestamp"):
         op.create_index(op.f(f"ix_responses_{column}"), "responses", [column])
 
 

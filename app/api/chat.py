@@ -28,7 +28,10 @@ def create_chat_completion() -> Response | tuple:
     g.exchange = exchange
     headers = {REQUEST_ID_HEADER: exchange.request_id} if exchange.request_id else {}
     if not exchange.stream:
-        return chat.complete(exchange), 200, headers
+        completion = chat.complete(exchange)
+        if completion.text is not None:  # relayed byte for byte
+            return Response(completion.text, mimetype="application/json", headers=headers)
+        return completion.body, 200, headers
     response = Response(
         chat.stream(exchange),
         mimetype="text/event-stream",

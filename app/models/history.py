@@ -11,6 +11,11 @@ from app.models.base import Base, BigId, JSONText, now_ms
 RESPONSE_STATUSES = ("ok", "error", "incomplete")
 
 
+# Every index is written on the hot path (one page per index per row), so each
+# one here serves a query the history API or CLI runs: time ranges, a session's
+# rows, per-model and per-provider stats, expiry.
+
+
 class ChatSession(Base):
     """A conversation; expiry ends its continuity but never deletes its history."""
 
@@ -22,7 +27,7 @@ class ChatSession(Base):
     first_user_message: Mapped[str | None] = mapped_column(sa.Text)
     message_count: Mapped[int] = mapped_column(sa.Integer, default=0)
     created_at: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms, index=True)
-    last_accessed: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms, index=True)
+    last_accessed: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms)
     expires_at: Mapped[int] = mapped_column(sa.BigInteger, index=True)
 
     requests: Mapped[list[Request]] = relationship(
@@ -52,7 +57,8 @@ class Request(Base):
     provider: Mapped[str] = mapped_column(sa.String(64))
     model: Mapped[str] = mapped_column(sa.String(255))
     stream: Mapped[bool] = mapped_column(sa.Boolean, default=False)
-    created_at: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms, index=True)
+    # Equal to timestamp for rows the gateway writes; kept for the original's shape.
+    created_at: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms)
 
     session: Mapped[ChatSession] = relationship(back_populates="requests")
     response: Mapped[Response | None] = relationship(
@@ -86,13 +92,13 @@ class Response(Base):
     completion_tokens: Mapped[int | None] = mapped_column(sa.Integer)
     total_tokens: Mapped[int | None] = mapped_column(sa.Integer)
     usage_estimated: Mapped[bool] = mapped_column(sa.Boolean, default=False)
-    finish_reason: Mapped[str | None] = mapped_column(sa.String(32), index=True)
-    status: Mapped[str] = mapped_column(sa.String(16), index=True)
+    finish_reason: Mapped[str | None] = mapped_column(sa.String(32))
+    status: Mapped[str] = mapped_column(sa.String(16))
     status_code: Mapped[int | None] = mapped_column(sa.Integer)
     error: Mapped[str | None] = mapped_column(sa.Text)
     duration_ms: Mapped[int | None] = mapped_column(sa.Integer)
     ttft_ms: Mapped[int | None] = mapped_column(sa.Integer)
     client_disconnected: Mapped[bool] = mapped_column(sa.Boolean, default=False)
-    created_at: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms, index=True)
+    created_at: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms)
 
     request: Mapped[Request] = relationship(back_populates="response")

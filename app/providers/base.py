@@ -22,6 +22,8 @@ class Completion:
     """A whole answer: the OpenAI body for the client, and what the upstream sent."""
 
     body: dict[str, Any]
+    # The upstream's JSON text when ``body`` is exactly it: relayed and stored as-is.
+    text: str | None = None
     raw: dict[str, Any] | None = None
     parent_id: str | None = None
     chat_id: str | None = None

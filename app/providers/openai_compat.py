@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from app.errors import UpstreamError
@@ -40,14 +41,15 @@ class OpenAICompatibleProvider(Provider):
         response = self.transport.request(
             "POST", "/chat/completions", body=payload, headers=self._headers
         )
+        text = response.content.decode("utf-8", errors="replace")
         try:
-            body = response.json()
+            body = json.loads(text)
         except ValueError:
             raise UpstreamError(f"Provider {self.name!r} answered with a body that is not JSON.") from None
         if not isinstance(body, dict):
             raise UpstreamError(f"Provider {self.name!r} answered with JSON that is not an object.")
         # provider_response would repeat openai_response byte for byte: stored once.
-        return Completion(body=body)
+        return Completion(body=body, text=text)
 
     def open_stream(self, payload: dict[str, Any], *, conversation: Conversation) -> EventStream:
         headers = {**self._headers, "Accept": "text/event-stream"}
@@ -61,5 +63,7 @@ class OpenAICompatibleProvider(Provider):
         try:
             data = response.json().get("data", [])
         except (ValueError, AttributeError):
-            raise UpstreamError(f"Provider {self.name!r} listed its models in an unknown shape.") from None
+            data = None
+        if not isinstance(data, list):
+            raise UpstreamError(f"Provider {self.name!r} listed its models in an unknown shape.")
         return [model for model in data if isinstance(model, dict) and model.get("id")]

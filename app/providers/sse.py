@@ -19,17 +19,22 @@ class SSEDecoder:
     def __init__(self) -> None:
         self._buffer = b""
         self._data: list[bytes] = []
+        self._skip_lf = False  # the last read ended in \r: a \n opening the next one is its pair
 
     def feed(self, chunk: bytes) -> list[str]:
         """Add bytes; return the data of every event they complete."""
+        if self._skip_lf and chunk:
+            self._skip_lf = False
+            if chunk.startswith(b"\n"):
+                chunk = chunk[1:]
         self._buffer += chunk
         events: list[str] = []
-        while True:
-            line, sep, rest = _split_line(self._buffer)
-            if not sep:
-                return events
-            self._buffer = rest
+        while match := _LINE_END.search(self._buffer):
+            line, self._buffer = self._buffer[: match.start()], self._buffer[match.end() :]
+            if match.group() == b"\r" and not self._buffer:
+                self._skip_lf = True
             self._line(line, events)
+        return events
 
     def flush(self) -> list[str]:
         """At end of input: a last event lacking its blank line still counts."""
@@ -52,15 +57,6 @@ class SSEDecoder:
         name, _, value = line.partition(b":")
         if name == b"data":
             self._data.append(value[1:] if value.startswith(b" ") else value)
-
-
-def _split_line(buffer: bytes) -> tuple[bytes, bool, bytes]:
-    match = _LINE_END.search(buffer)
-    if match is None:
-        return b"", False, buffer
-    if match.group() == b"\r" and match.end() == len(buffer):
-        return b"", False, buffer  # the \n of a \r\n may come in the next read
-    return buffer[: match.start()], True, buffer[match.end() :]
 
 
 def decode(chunks: Iterable[bytes]) -> Iterator[str]:

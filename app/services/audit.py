@@ -2,7 +2,8 @@
 
 Rows are written with statements compiled once from the models and run on a raw
 DBAPI connection from the pool: an ORM unit of work per row costs as much CPU as
-the whole proxy hop. Each write is one tiny transaction (under gevent a SQLite
+the whole proxy hop. Writes go through a group-commit writer, so concurrent
+requests share transactions; each transaction stays tiny (under gevent a SQLite
 call blocks the whole worker), and a database failure never fails the call.
 """
 
@@ -10,9 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import sqlite3
 import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,14 +23,20 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
+from app.db import get_engine
+from app.errors import GatewayError
 from app.models import ChatSession, Request, Response, now_ms
+from app.models.base import uuid7
 from app.providers.base import Conversation
+from app.services.group_commit import GroupCommitWriter, WorkItem
 
 log = logging.getLogger(__name__)
 
 _sessions = ChatSession.__table__
 _requests = Request.__table__
 _responses = Response.__table__
+# How long a write waits for another process's SQLite write lock before giving up.
+LOCK_WAIT_S = 30.0
 
 
 def dumps(value: Any) -> str | None:
@@ -77,10 +86,18 @@ class RequestRecord:
 class AuditLog:
     """Writes the audit trail of chat calls to one database."""
 
+    @classmethod
+    def for_url(cls, url: str, *, session_timeout_ms: int) -> AuditLog:
+        sqlite_url = sa.make_url(url).get_backend_name() == "sqlite"
+        engine = get_engine(url, busy_timeout_s=0) if sqlite_url else get_engine(url)
+        return cls(engine, session_timeout_ms=session_timeout_ms)
+
     def __init__(self, engine: Engine, *, session_timeout_ms: int) -> None:
         self.engine = engine
         self.session_timeout_ms = session_timeout_ms
         dialect = engine.dialect
+        self._sqlite = dialect.name == "sqlite"
+        self._writer = GroupCommitWriter(self._transaction, name="audit-writer")
         insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect.name)
         if insert is None:
             raise RuntimeError(f"unsupported database {dialect.name!r}: use SQLite or PostgreSQL")
@@ -127,10 +144,14 @@ class AuditLog:
         path: str,
         build: Callable[[Conversation], dict[str, Any]],
     ) -> tuple[RequestRecord, dict[str, Any]]:
-        """Record a request before the upstream call; ``build`` makes the provider's request."""
+        """Record a request before the upstream call; ``build`` makes the provider's request.
+
+        Returns once the request row is committed. ``build`` runs inside that
+        transaction because some providers need the session's continuity state.
+        """
         now = now_ms()
         record = RequestRecord(
-            request_id=str(uuid.uuid4()),
+            request_id=uuid7(),
             session_id=session_id,
             conversation=Conversation(session_id=session_id),
             started_ms=now,
@@ -147,38 +168,31 @@ class AuditLog:
             "provider_request": None, "provider": provider, "model": model,
             "stream": stream, "created_at": now,
         }
-        payload: dict[str, Any] | None = None
-        try:
-            connection = self.engine.raw_connection()
-            try:
-                cursor = connection.cursor()
-                record.conversation = self._touch_session(cursor, record)
-                payload = build(record.conversation)
-                record.request_row["provider_request"] = dumps(payload)
-                record.db_id = self._insert_request(cursor, record)
-                connection.commit()
-            finally:
-                connection.close()
-        except Exception:
-            log.exception(
-                "AUDIT WRITE FAILED: request %s not recorded yet; will retry when it ends",
-                record.request_id,
-            )
-            record.db_id = None
-        if payload is None:
-            payload = build(record.conversation)
-            record.request_row["provider_request"] = dumps(payload)
-        return record, payload
+        item = _OpenRequest(self, record, build)
+        self._writer.submit(item, wait=True)
+        if item.build_error is not None:
+            error = item.build_error
+            self.close(record, Outcome(status="error", status_code=error.status, error=error.message,
+                                       openai_response=error.body()))
+            raise error
+        if item.payload is None:  # the write failed: the response's write will retry it
+            item.payload = build(record.conversation)
+            record.request_row["provider_request"] = dumps(item.payload)
+        return record, item.payload
 
     def close(self, record: RequestRecord, outcome: Outcome) -> None:
-        """Record how the request ended: exactly once, whatever happened."""
+        """Record how the request ended: exactly once, whatever happened.
+
+        Queued, not waited for: the client has its answer; the row follows
+        within milliseconds and is flushed at exit.
+        """
         if record.closed:
             return
         record.closed = True
         now = now_ms()
         row = {
             "request_id": None, "session_id": record.session_id,
-            "response_id": str(uuid.uuid4()), "timestamp": now,
+            "response_id": uuid7(), "timestamp": now,
             "provider_response": dumps(outcome.provider_response),
             "openai_response": dumps(outcome.openai_response),
             "parent_id": outcome.parent_id,
@@ -192,33 +206,38 @@ class AuditLog:
             "ttft_ms": outcome.ttft_ms, "client_disconnected": outcome.client_disconnected,
             "created_at": now,
         }
+        continuation = None
+        if outcome.parent_id is not None or outcome.chat_id is not None:
+            continuation = {
+                "session_id": record.session_id,
+                "chat_id": outcome.chat_id or record.conversation.chat_id,
+                "parent_id": outcome.parent_id,
+            }
+        self._writer.submit(_CloseRequest(self, record, row, continuation), wait=False)
+
+    def flush(self) -> None:
+        """Return once every queued row is written (tests, shutdown)."""
+        self._writer.flush()
+
+    def stop(self) -> None:
+        """Write what is queued and end the writer."""
+        self._writer.stop()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        """One short transaction on a pooled DBAPI connection; rolled back on any error."""
+        connection = self.engine.raw_connection()
         try:
-            connection = self.engine.raw_connection()
-            try:
-                cursor = connection.cursor()
-                if record.db_id is None:
-                    # The opening write failed: write the request now, with its response.
-                    self._touch_session(cursor, record)
-                    record.db_id = self._insert_request(cursor, record)
-                row["request_id"] = record.db_id
-                cursor.execute(self._insert_response_sql, row)
-                if outcome.parent_id is not None or outcome.chat_id is not None:
-                    cursor.execute(
-                        self._continue_session_sql,
-                        {
-                            "session_id": record.session_id,
-                            "chat_id": outcome.chat_id or record.conversation.chat_id,
-                            "parent_id": outcome.parent_id,
-                        },
-                    )
-                connection.commit()
-            finally:
-                connection.close()
-        except Exception:
-            log.exception(
-                "AUDIT WRITE FAILED: request %s (session %s, status %s) was not recorded",
-                record.request_id, record.session_id, outcome.status,
-            )
+            cursor = connection.cursor()
+            if self._sqlite:
+                _begin_immediate(cursor)
+            yield cursor
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+        finally:
+            connection.close()
 
     def _touch_session(self, cursor, record: RequestRecord) -> Conversation:
         cursor.execute(self._touch_session_sql, record.session_row)
@@ -230,7 +249,81 @@ class AuditLog:
         return cursor.fetchone()[0]
 
 
+def _begin_immediate(cursor) -> None:
+    """Take SQLite's write lock, waiting cooperatively (time.sleep yields under gevent).
+
+    The hot path's connections have busy_timeout=0: SQLite's own busy handler
+    sleeps inside C and would stall every stream a gevent worker holds.
+    """
+    delay = 0.0002
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 0.05)
+
+
 def _compile(statement, dialect, table: sa.Table | None = None) -> str:
     """SQL text for the dialect's own named parameter style, compiled once."""
     keys = [column.key for column in table.columns if not column.primary_key] if table is not None else None
     return str(statement.compile(dialect=dialect, column_keys=keys))
+
+
+class _OpenRequest(WorkItem):
+    """Touch the session, build the provider request, insert the request row."""
+
+    __slots__ = ("audit", "record", "build", "payload", "build_error")
+
+    def __init__(self, audit: AuditLog, record: RequestRecord, build: Callable) -> None:
+        super().__init__()
+        self.audit, self.record, self.build = audit, record, build
+        self.payload: dict[str, Any] | None = None
+        self.build_error: GatewayError | None = None
+
+    def apply(self, cursor: Any) -> None:
+        record = self.record
+        record.conversation = self.audit._touch_session(cursor, record)
+        try:
+            self.payload = self.build(record.conversation)
+        except GatewayError as exc:  # still recorded: as a request that failed before upstream
+            self.build_error = exc
+        record.request_row["provider_request"] = dumps(self.payload)
+        record.db_id = self.audit._insert_request(cursor, record)
+
+    def failed(self, error: BaseException) -> None:
+        super().failed(error)
+        self.record.db_id = None
+        self.payload = None
+        self.build_error = None
+
+
+class _CloseRequest(WorkItem):
+    """Insert the response row (and the request row too, if its own write failed)."""
+
+    __slots__ = ("audit", "record", "row", "continuation")
+
+    def __init__(self, audit: AuditLog, record: RequestRecord, row: dict, continuation: dict | None) -> None:
+        super().__init__()
+        self.audit, self.record, self.row, self.continuation = audit, record, row, continuation
+
+    def apply(self, cursor: Any) -> None:
+        record = self.record
+        db_id = record.db_id
+        if db_id is None:
+            self.audit._touch_session(cursor, record)
+            db_id = self.audit._insert_request(cursor, record)
+        cursor.execute(self.audit._insert_response_sql, {**self.row, "request_id": db_id})
+        if self.continuation is not None:
+            cursor.execute(self.audit._continue_session_sql, self.continuation)
+
+    def failed(self, error: BaseException) -> None:
+        super().failed(error)
+        log.error(
+            "AUDIT WRITE FAILED: request %s (session %s, status %s) was not recorded",
+            self.record.request_id, self.record.session_id, self.row["status"],
+        )

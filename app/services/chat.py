@@ -68,12 +68,12 @@ class ChatService:
         )
         return Exchange(route=route, body=body, payload=payload, record=record, started=record.started)
 
-    def complete(self, exchange: Exchange) -> dict[str, Any]:
+    def complete(self, exchange: Exchange) -> Completion:
         """A non-streaming answer; the after-request hook records it."""
         exchange.completion = exchange.route.provider.complete(
             exchange.payload, conversation=exchange.conversation
         )
-        return exchange.completion.body
+        return exchange.completion
 
     def stream(self, exchange: Exchange) -> Iterator[bytes]:
         """Open the upstream stream (failing here if it fails before its first byte) and relay it."""
@@ -120,7 +120,7 @@ class ChatService:
         message = choice.get("message") or {} if isinstance(choice, dict) else {}
         outcome = Outcome(
             status="ok", status_code=status_code,
-            openai_response=body, provider_response=completion.raw,
+            openai_response=completion.text or body, provider_response=completion.raw,
             finish_reason=choice.get("finish_reason") if isinstance(choice, dict) else None,
             parent_id=completion.parent_id, chat_id=completion.chat_id,
         )

@@ -55,21 +55,32 @@ def chunk(content: str | None = None, finish: str | None = None, usage: dict | N
 USAGE = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
 
 
-def the_rows(db_session):
+@pytest.fixture
+def the_rows(db_session, flush_audit):
+    """The one request row and its response row, once written."""
+
+    def rows():
+        flush_audit()
+        return _one_pair(db_session)
+
+    return rows
+
+
+def _one_pair(db_session):
     request = db_session.scalars(sa.select(Request)).one()
     response = db_session.scalars(sa.select(Response)).one()
     assert response.request_id == request.id
     return request, response
 
 
-def test_non_stream_is_proxied_and_recorded(client, upstream, db_session):
+def test_non_stream_is_proxied_and_recorded(client, upstream, the_rows):
     upstream.post(UPSTREAM + "/chat/completions", json=completion(usage=USAGE))
     reply = client.post("/v1/chat/completions", json={"model": "m", "messages": MESSAGES})
     assert reply.status_code == 200
     assert reply.get_json() == completion(usage=USAGE)
     sent = json.loads(upstream.calls[0].request.body)
     assert sent == {"model": "m", "messages": MESSAGES}
-    request, response = the_rows(db_session)
+    request, response = the_rows()
     assert request.request_id == reply.headers["X-Request-Id"]
     assert request.openai_request == {"model": "m", "messages": MESSAGES}
     assert request.provider_request == sent
@@ -79,25 +90,25 @@ def test_non_stream_is_proxied_and_recorded(client, upstream, db_session):
     assert response.openai_response == completion(usage=USAGE)
 
 
-def test_zero_token_counts_stay_zero(client, upstream, db_session):
+def test_zero_token_counts_stay_zero(client, upstream, the_rows):
     upstream.post(UPSTREAM + "/chat/completions", json=completion(usage={
         "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}))
     client.post("/v1/chat/completions", json={"model": "m", "messages": MESSAGES})
-    _, response = the_rows(db_session)
+    _, response = the_rows()
     assert (response.prompt_tokens, response.completion_tokens, response.total_tokens) == (0, 0, 0)
     assert response.usage_estimated is False
 
 
-def test_missing_usage_is_estimated_and_flagged(client, upstream, db_session):
+def test_missing_usage_is_estimated_and_flagged(client, upstream, the_rows):
     upstream.post(UPSTREAM + "/chat/completions", json=completion("four score and seven"))
     client.post("/v1/chat/completions", json={"model": "m", "messages": MESSAGES})
-    _, response = the_rows(db_session)
+    _, response = the_rows()
     assert response.usage_estimated is True
     assert response.completion_tokens == 5 and response.prompt_tokens > 0
     assert response.total_tokens == response.prompt_tokens + response.completion_tokens
 
 
-def test_stream_is_forwarded_and_assembled(client, upstream, db_session):
+def test_stream_is_forwarded_and_assembled(client, upstream, the_rows):
     upstream.post(UPSTREAM + "/chat/completions", body=sse(
         chunk("Hel"), chunk("lo"), chunk(finish="length"), chunk(usage=USAGE)),
         content_type="text/event-stream")
@@ -108,7 +119,7 @@ def test_stream_is_forwarded_and_assembled(client, upstream, db_session):
     assert not any('"usage"' in event for event in events), "usage chunk forwarded to a client that did not ask"
     sent = json.loads(upstream.calls[0].request.body)
     assert sent["stream_options"] == {"include_usage": True}
-    _, response = the_rows(db_session)
+    _, response = the_rows()
     assert response.openai_response["choices"][0]["message"]["content"] == "Hello"
     assert response.finish_reason == "length"
     assert (response.prompt_tokens, response.total_tokens, response.usage_estimated) == (5, 7, False)
@@ -123,13 +134,13 @@ def test_stream_usage_is_forwarded_when_asked(client, upstream):
     assert json.loads(events[-2].removeprefix("data: "))["usage"] == USAGE
 
 
-def test_upstream_http_error_passes_through_with_body_and_retry_after(client, upstream, db_session):
+def test_upstream_http_error_passes_through_with_body_and_retry_after(client, upstream, the_rows):
     error = {"error": {"message": "slow down", "type": "rate_limit_error", "param": None, "code": "rate"}}
     upstream.post(UPSTREAM + "/chat/completions", json=error, status=429, headers={"Retry-After": "3"})
     reply = client.post("/v1/chat/completions", json={"model": "m", "messages": MESSAGES})
     assert reply.status_code == 429 and reply.get_json() == error
     assert reply.headers["Retry-After"] == "3"
-    _, response = the_rows(db_session)
+    _, response = the_rows()
     assert (response.status, response.status_code, response.error) == ("error", 429, "slow down")
 
 
@@ -137,32 +148,33 @@ def test_upstream_http_error_passes_through_with_body_and_retry_after(client, up
     (requests.ConnectionError("refused"), 502, "upstream_unreachable"),
     (requests.ReadTimeout("slow"), 504, "upstream_timeout"),
 ])
-def test_upstream_failures_map_to_502_and_504(client, upstream, db_session, failure, status, code):
+def test_upstream_failures_map_to_502_and_504(client, upstream, db_session, flush_audit, failure, status, code):
     upstream.post(UPSTREAM + "/chat/completions", body=failure)
     for stream in (False, True):
         reply = client.post("/v1/chat/completions", json={"model": "m", "messages": MESSAGES, "stream": stream})
         assert reply.status_code == status
         assert reply.get_json()["error"]["code"] == code
+    flush_audit()
     responses_rows = db_session.scalars(sa.select(Response)).all()
     assert [(r.status, r.status_code) for r in responses_rows] == [("error", status)] * 2
 
 
-def test_stream_cut_without_done_sends_error_event_and_keeps_partial(client, upstream, db_session):
+def test_stream_cut_without_done_sends_error_event_and_keeps_partial(client, upstream, the_rows):
     upstream.post(UPSTREAM + "/chat/completions", body=sse(chunk("part"), done=False))
     reply = client.post("/v1/chat/completions", json={"model": "m", "messages": MESSAGES, "stream": True})
     events = [e for e in reply.get_data(as_text=True).split("\n\n") if e]
     assert json.loads(events[-2].removeprefix("data: "))["error"]["code"] == "upstream_stream_cut"
     assert events[-1] == "data: [DONE]"
-    _, response = the_rows(db_session)
+    _, response = the_rows()
     assert response.status == "incomplete"
     assert response.openai_response["choices"][0]["message"]["content"] == "part"
 
 
-def test_error_event_inside_stream_is_relayed_and_recorded_as_error(client, upstream, db_session):
+def test_error_event_inside_stream_is_relayed_and_recorded_as_error(client, upstream, the_rows):
     upstream.post(UPSTREAM + "/chat/completions", body=sse(chunk("a"), {"error": {"message": "overloaded"}}))
     reply = client.post("/v1/chat/completions", json={"model": "m", "messages": MESSAGES, "stream": True})
     assert "overloaded" in reply.get_data(as_text=True)
-    _, response = the_rows(db_session)
+    _, response = the_rows()
     assert (response.status, response.error) == ("error", "overloaded")
 
 
@@ -216,13 +228,14 @@ def test_session_key_precedence_and_continuity(client, upstream, db_session):
     assert sessions[md5].expires_at > sessions[md5].last_accessed >= sessions[md5].created_at
 
 
-def test_expired_session_restarts_continuity_but_keeps_history(client, upstream, db_session):
+def test_expired_session_restarts_continuity_but_keeps_history(client, upstream, db_session, flush_audit):
     upstream.post(UPSTREAM + "/chat/completions", json=completion(usage=USAGE))
     headers = {"X-Session-Id": "s-exp"}
     client.post("/v1/chat/completions", json={"model": "m", "messages": MESSAGES}, headers=headers)
     db_session.execute(sa.update(ChatSession).values(expires_at=1, chat_id="c-old", parent_id="p-old"))
     db_session.commit()
     client.post("/v1/chat/completions", json={"model": "m", "messages": MESSAGES}, headers=headers)
+    flush_audit()
     db_session.expire_all()
     session = db_session.get(ChatSession, "s-exp")
     assert (session.chat_id, session.parent_id) == (None, None)

@@ -1,0 +1,147 @@
+"""Gateway hot-path benchmark, measured side by side in one run.
+
+Starts a fast fake upstream, the gateway (gunicorn, gevent workers) with
+persistence on and with it off, and reports: req/s at c=1, 8, 64 for direct,
+persistence off and on; the latency the gateway adds at c=1 (p50/p99 vs
+direct); the persistence on/off throughput ratio; and how many of 1,000 slow
+streams (22 events x 50 ms) complete, with their TTFB p50.
+
+Runs are interleaved (direct, off, on, direct, ...) so that noise from this
+shared machine hits all three alike. ``python bench/gateway_bench.py [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loadgen import RunResult, closed_loop, slow_streams  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+PATH = "/v1/chat/completions"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def start_gateway(port: int, upstream_port: int, db: Path, *, persistence: bool, workers: int) -> subprocess.Popen:
+    env = {
+        **os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(workers),
+        "DATABASE_PATH": str(db), "ENABLE_PERSISTENCE": str(persistence).lower(),
+        "LM_STUDIO_BASE_URL": f"http://127.0.0.1:{upstream_port}/v1", "LOG_LEVEL": "WARNING",
+    }
+    env.pop("DATABASE_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, env=env,
+    )
+    wait_http(f"http://127.0.0.1:{port}/health")
+    return process
+
+
+def merge(results: list[RunResult]) -> RunResult:
+    merged = RunResult()
+    for result in results:
+        merged.latencies += result.latencies
+        merged.errors += result.errors
+        merged.seconds += result.seconds
+    return merged
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="shorter runs, 200 slow streams")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    seconds, rounds, stream_count = (1.5, 1, 200) if args.quick else (3.0, 3, 1000)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    tmp = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
+    up_port, on_port, off_port = free_port(), free_port(), free_port()
+    processes = [subprocess.Popen([sys.executable, str(ROOT / "bench" / "fake_upstream.py"), str(up_port)])]
+    try:
+        wait_http(f"http://127.0.0.1:{up_port}/v1/models")
+        processes.append(start_gateway(on_port, up_port, tmp / "on.db", persistence=True, workers=args.workers))
+        processes.append(start_gateway(off_port, up_port, tmp / "off.db", persistence=False, workers=args.workers))
+        targets = {"direct": up_port, "off": off_port, "on": on_port}
+        print(f"# gateway benchmark: {args.workers} gevent workers, {os.cpu_count()} cores, "
+              f"{rounds} x {seconds:g}s interleaved runs per cell", flush=True)
+
+        for port in targets.values():  # warm up connections and code paths
+            asyncio.run(closed_loop("127.0.0.1", port, PATH, concurrency=8, seconds=1.0))
+
+        table: dict[tuple[str, int], RunResult] = {}
+        for concurrency in (1, 8, 64):
+            runs: dict[str, list[RunResult]] = {name: [] for name in targets}
+            for _ in range(rounds):
+                for name, port in targets.items():
+                    runs[name].append(asyncio.run(
+                        closed_loop("127.0.0.1", port, PATH, concurrency=concurrency, seconds=seconds)))
+            for name in targets:
+                table[(name, concurrency)] = merge(runs[name])
+
+        print("\n| concurrency | direct req/s | persistence off req/s | persistence on req/s | on/off ratio |")
+        print("|---|---|---|---|---|")
+        for concurrency in (1, 8, 64):
+            d, off, on = (table[(name, concurrency)] for name in ("direct", "off", "on"))
+            print(f"| {concurrency} | {d.rps:.0f} | {off.rps:.0f} | {on.rps:.0f} | {on.rps / off.rps:.2f} |")
+        d, on, off = table[("direct", 1)], table[("on", 1)], table[("off", 1)]
+        print("\n| c=1 latency | p50 ms | p99 ms | added p50 vs direct | added p99 vs direct |")
+        print("|---|---|---|---|---|")
+        for name, result in (("direct", d), ("persistence off", off), ("persistence on", on)):
+            print(f"| {name} | {result.percentile(50) * 1000:.2f} | {result.percentile(99) * 1000:.2f} | "
+                  f"{(result.percentile(50) - d.percentile(50)) * 1000:.2f} | "
+                  f"{(result.percentile(99) - d.percentile(99)) * 1000:.2f} |")
+        errors = sum(result.errors for result in table.values())
+
+        streams = asyncio.run(slow_streams("127.0.0.1", on_port, count=stream_count))
+        ttfb_p50 = statistics.median(streams.ttfb) * 1000 if streams.ttfb else float("nan")
+        print(f"\nslow streams (22 events x 50 ms, persistence on): {streams.completed}/{streams.started} "
+              f"completed, TTFB p50 {ttfb_p50:.0f} ms, all done in {streams.seconds:.1f}s")
+
+        time.sleep(1.0)
+        with sqlite3.connect(tmp / "on.db") as db:
+            requests_rows, response_rows = db.execute(
+                "SELECT (SELECT count(*) FROM requests), (SELECT count(*) FROM responses)").fetchone()
+        sent = sum(len(table[("on", c)].latencies) + table[("on", c)].errors for c in (1, 8, 64))
+        print(f"rows with persistence on: {requests_rows} requests, {response_rows} responses "
+              f"(measured runs sent {sent} + warm-up + {stream_count} streams); HTTP errors: {errors}")
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+if __name__ == "__main__":
+    main()
