@@ -22,6 +22,9 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 
 
+_checkpointer = None
+
+
 def on_starting(server):
     """Check settings and schema once, before any worker forks.
 
@@ -30,3 +33,22 @@ def on_starting(server):
     check = subprocess.run([sys.executable, "-m", "app", "check"], check=False)
     if check.returncode != 0:
         sys.exit(check.returncode)
+
+
+def when_ready(server):
+    """Start the SQLite checkpointer beside the workers (it exits by itself for PostgreSQL)."""
+    global _checkpointer
+    os.environ["PROVIDER_ROUTER_EXTERNAL_CHECKPOINTS"] = "1"  # inherited by the workers
+    _checkpointer = subprocess.Popen([sys.executable, "-m", "app", "checkpointer", str(os.getpid())])
+
+
+def worker_exit(server, worker):
+    """Write every queued audit row before the worker goes away."""
+    from app.services.group_commit import stop_all
+
+    stop_all()
+
+
+def on_exit(server):
+    if _checkpointer is not None and _checkpointer.poll() is None:
+        _checkpointer.terminate()

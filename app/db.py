@@ -13,6 +13,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.services.checkpointer import worker_autocheckpoint_pages
+
 SQLITE_BUSY_TIMEOUT_S = 30
 
 _lock = threading.Lock()
@@ -80,6 +82,8 @@ def create_engine(url: str, *, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S) ->
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+            cursor.execute(f"PRAGMA wal_autocheckpoint={worker_autocheckpoint_pages()}")
+            cursor.execute("PRAGMA cache_size=-16000")  # 16 MB: keeps the hot index pages
         finally:
             cursor.close()
 

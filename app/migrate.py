@@ -92,11 +92,18 @@ def _schema_lock(url: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m app check`: bring a new database to head or explain in one line."""
+    """``python -m app check``: bring a new database to head or explain in one line.
+
+    ``python -m app checkpointer [PARENT_PID]`` runs SQLite WAL checkpoints (gunicorn starts it).
+    """
     args = sys.argv[1:] if argv is None else argv
     try:
         settings = Settings.from_env()
-        if args[:1] == ["upgrade"]:
+        if args[:1] == ["checkpointer"]:
+            from app.services import checkpointer
+
+            checkpointer.run(settings.database_url, parent_pid=int(args[1]) if len(args) > 1 else None)
+        elif args[:1] == ["upgrade"]:
             upgrade(settings.database_url)
         else:
             ensure_schema(settings.database_url)

@@ -121,10 +121,15 @@ def main() -> None:
                   f"{(result.percentile(99) - d.percentile(99)) * 1000:.2f} |")
         errors = sum(result.errors for result in table.values())
 
-        streams = asyncio.run(slow_streams("127.0.0.1", on_port, count=stream_count))
-        ttfb_p50 = statistics.median(streams.ttfb) * 1000 if streams.ttfb else float("nan")
-        print(f"\nslow streams (22 events x 50 ms, persistence on): {streams.completed}/{streams.started} "
-              f"completed, TTFB p50 {ttfb_p50:.0f} ms, all done in {streams.seconds:.1f}s")
+        print(f"\nslow streams (22 events x 50 ms each), persistence on, {stream_count} streams:")
+        print("| arrival | completed | peak open at once | TTFB p50 ms | TTFB p95 ms | wall s |")
+        print("|---|---|---|---|---|---|")
+        for label, ramp in (("all at once", 0.0), ("spread over 1 s", 1.0)):
+            streams = asyncio.run(slow_streams("127.0.0.1", on_port, count=stream_count, ramp_s=ramp))
+            ttfb = sorted(streams.ttfb) or [float("nan")]
+            print(f"| {label} | {streams.completed}/{streams.started} | {streams.peak_open} | "
+                  f"{statistics.median(ttfb) * 1000:.0f} | {ttfb[int(len(ttfb) * 0.95) - 1] * 1000:.0f} | "
+                  f"{streams.seconds:.1f} |")
 
         time.sleep(1.0)
         with sqlite3.connect(tmp / "on.db") as db:
@@ -132,7 +137,7 @@ def main() -> None:
                 "SELECT (SELECT count(*) FROM requests), (SELECT count(*) FROM responses)").fetchone()
         sent = sum(len(table[("on", c)].latencies) + table[("on", c)].errors for c in (1, 8, 64))
         print(f"rows with persistence on: {requests_rows} requests, {response_rows} responses "
-              f"(measured runs sent {sent} + warm-up + {stream_count} streams); HTTP errors: {errors}")
+              f"(measured runs sent {sent} + warm-up + {2 * stream_count} streams); HTTP errors: {errors}")
     finally:
         for process in reversed(processes):
             process.terminate()

@@ -93,16 +93,21 @@ class StreamsResult:
     completed: int
     ttfb: list[float]
     seconds: float
+    peak_open: int
 
 
-async def slow_streams(host: str, port: int, *, count: int, model: str = "slow") -> StreamsResult:
-    """Open ``count`` streams at once; count those that end with [DONE]; time to first byte each."""
+async def slow_streams(
+    host: str, port: int, *, count: int, ramp_s: float = 0.0, model: str = "slow"
+) -> StreamsResult:
+    """Open ``count`` streams (spread evenly over ``ramp_s``); count those ending in [DONE]; TTFB each."""
     body = json.dumps({**json.loads(REQUEST_BODY), "model": model, "stream": True}).encode()
     ttfb: list[float] = []
+    spans: list[tuple[float, float]] = []
     completed = 0
 
     async def one(index: int) -> None:
         nonlocal completed
+        await asyncio.sleep(ramp_s * index / count)
         started = time.perf_counter()
         try:
             reader, writer = await asyncio.open_connection(host, port)
@@ -116,6 +121,7 @@ async def slow_streams(host: str, port: int, *, count: int, model: str = "slow")
                 ttfb.append(first[0] - started)
             if status == 200 and data.endswith(b"data: [DONE]\n\n"):
                 completed += 1
+                spans.append((started, time.perf_counter()))
         except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
             pass
         finally:
@@ -123,4 +129,17 @@ async def slow_streams(host: str, port: int, *, count: int, model: str = "slow")
 
     started = time.perf_counter()
     await asyncio.gather(*(one(index) for index in range(count)))
-    return StreamsResult(started=count, completed=completed, ttfb=ttfb, seconds=time.perf_counter() - started)
+    return StreamsResult(
+        started=count, completed=completed, ttfb=ttfb,
+        seconds=time.perf_counter() - started, peak_open=_peak(spans),
+    )
+
+
+def _peak(spans: list[tuple[float, float]]) -> int:
+    """The most streams that were open at the same moment."""
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    peak = current = 0
+    for _, step in edges:
+        current += step
+        peak = max(peak, current)
+    return peak
