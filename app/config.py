@@ -137,3 +137,4 @@ def configure_logging(settings: Settings) -> None:
         format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
     )
     logging.getLogger("app").setLevel(settings.log_level)
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
