@@ -1,12 +1,12 @@
 """Group commit: one writer per process turns many small writes into few transactions.
 
 Callers hand over work items; the writer drains whatever has queued up and
-applies it in one transaction, so under load a commit (the expensive part of a
-SQLite or PostgreSQL write) is shared by many requests. A caller may wait for
-its item (the request row, which must exist before the upstream call) or not
-(the response row: written while the worker would otherwise sit idle). The
-queue is bounded, a failed batch is retried item by item, and everything queued
-is flushed when the process exits.
+applies it in one transaction, so a commit (the expensive part of a SQLite or
+PostgreSQL write) is shared by many requests. A caller may wait for its item
+(the request row, which must exist before the upstream call) or not (the
+response row, which lingers up to 20 ms to share the next request row's commit).
+The queue is bounded, a failed batch is retried item by item, and everything
+queued is flushed when the process exits.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import logging
 import os
 import queue
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +25,9 @@ log = logging.getLogger(__name__)
 
 MAX_QUEUED = 10_000
 MAX_BATCH = 256
+# A queued response row waits up to this long for the next request row, so that
+# one commit carries both; a waited-for item ends the wait at once.
+LINGER_S = 0.02
 _STOP = object()
 _writers: weakref.WeakSet[GroupCommitWriter] = weakref.WeakSet()
 
@@ -92,12 +96,7 @@ class GroupCommitWriter:
 
     def _run(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            while len(batch) < MAX_BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            batch = self._next_batch()
             stop = _STOP in batch
             items = [item for item in batch if item is not _STOP]
             try:
@@ -111,6 +110,24 @@ class GroupCommitWriter:
                     self._queue.task_done()
             if stop:
                 return
+
+    def _next_batch(self) -> list[Any]:
+        """Everything queued; items nobody waits for linger briefly to share the next commit."""
+        batch = [self._queue.get()]
+        linger_until = time.monotonic() + LINGER_S
+        while len(batch) < MAX_BATCH:
+            waiting = any(item is _STOP or item.done is not None for item in batch)
+            try:
+                if waiting:
+                    batch.append(self._queue.get_nowait())
+                else:
+                    timeout = linger_until - time.monotonic()
+                    if timeout <= 0:
+                        break
+                    batch.append(self._queue.get(timeout=timeout))
+            except queue.Empty:
+                break
+        return batch
 
     def _write(self, items: list[WorkItem]) -> None:
         try:
