@@ -1,0 +1,93 @@
+"""The group-commit writer: batching, waiting, isolation of a bad item, flush and stop."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+
+import pytest
+
+from app.services.group_commit import GroupCommitWriter, WorkItem
+
+
+class FakeDatabase:
+    def __init__(self) -> None:
+        self.committed: list[list[str]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    @contextmanager
+    def transaction(self):
+        self.gate.wait()
+        batch: list[str] = []
+        yield batch  # the "cursor": items append their names
+        if "bad" in batch:
+            raise RuntimeError("constraint failed")
+        self.committed.append(batch)
+
+
+class Named(WorkItem):
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def apply(self, cursor) -> None:
+        cursor.append(self.name)
+
+
+@pytest.fixture
+def database():
+    return FakeDatabase()
+
+
+@pytest.fixture
+def writer(database):
+    writer = GroupCommitWriter(database.transaction, name="test-writer")
+    yield writer
+    writer.stop()
+
+
+def test_waited_item_is_committed_when_submit_returns(writer, database):
+    writer.submit(Named("a"), wait=True)
+    assert database.committed == [["a"]]
+
+
+def test_items_queued_while_a_commit_runs_share_the_next_commit(writer, database):
+    database.gate.clear()
+    writer.submit(Named("first"), wait=False)
+    for name in ("b", "c", "d"):
+        writer.submit(Named(name), wait=False)
+    database.gate.set()
+    writer.flush()
+    assert [name for batch in database.committed for name in batch] == ["first", "b", "c", "d"]
+    assert len(database.committed) <= 2
+
+
+def test_a_response_row_lingers_to_share_the_next_request_rows_commit(writer, database):
+    writer.submit(Named("response-1"), wait=False)
+    writer.submit(Named("request-2"), wait=True)
+    assert database.committed == [["response-1", "request-2"]]
+
+
+def test_a_bad_item_fails_alone_and_the_others_are_written(writer, database, caplog):
+    database.gate.clear()
+    bad = Named("bad")
+    writer.submit(Named("x"), wait=False)
+    writer.submit(bad, wait=False)
+    writer.submit(Named("y"), wait=False)
+    database.gate.set()
+    writer.flush()
+    assert sorted(name for batch in database.committed for name in batch) == ["x", "y"]
+    assert isinstance(bad.error, RuntimeError)
+    assert "AUDIT WRITE FAILED" in caplog.text
+
+
+def test_stop_writes_everything_still_queued(writer, database):
+    database.gate.clear()
+    for index in range(50):
+        writer.submit(Named(str(index)), wait=False)
+    database.gate.set()
+    writer.stop()
+    assert sorted(int(name) for batch in database.committed for name in batch) == list(range(50))
