@@ -13,7 +13,6 @@ shared machine hits all three alike. ``python bench/gateway_bench.py [--quick]``
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import resource
 import socket
@@ -28,7 +27,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadgen import RunResult, closed_loop, slow_streams  # noqa: E402
+from loadgen import RunResult, closed_loop, run, slow_streams  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PATH = "/v1/chat/completions"
@@ -95,14 +94,14 @@ def main() -> None:
               f"{rounds} x {seconds:g}s interleaved runs per cell", flush=True)
 
         for port in targets.values():  # warm up connections and code paths
-            asyncio.run(closed_loop("127.0.0.1", port, PATH, concurrency=8, seconds=1.0))
+            run(closed_loop("127.0.0.1", port, PATH, concurrency=8, seconds=1.0))
 
         table: dict[tuple[str, int], RunResult] = {}
         for concurrency in (1, 8, 64):
             runs: dict[str, list[RunResult]] = {name: [] for name in targets}
             for _ in range(rounds):
                 for name, port in targets.items():
-                    runs[name].append(asyncio.run(
+                    runs[name].append(run(
                         closed_loop("127.0.0.1", port, PATH, concurrency=concurrency, seconds=seconds)))
             for name in targets:
                 table[(name, concurrency)] = merge(runs[name])
@@ -125,7 +124,7 @@ def main() -> None:
         print("| arrival | completed | peak open at once | TTFB p50 ms | TTFB p95 ms | wall s |")
         print("|---|---|---|---|---|---|")
         for label, ramp in (("all at once", 0.0), ("spread over 1 s", 1.0)):
-            streams = asyncio.run(slow_streams("127.0.0.1", on_port, count=stream_count, ramp_s=ramp))
+            streams = run(slow_streams("127.0.0.1", on_port, count=stream_count, ramp_s=ramp))
             ttfb = sorted(streams.ttfb) or [float("nan")]
             print(f"| {label} | {streams.completed}/{streams.started} | {streams.peak_open} | "
                   f"{statistics.median(ttfb) * 1000:.0f} | {ttfb[int(len(ttfb) * 0.95) - 1] * 1000:.0f} | "
