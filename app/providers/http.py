@@ -125,6 +125,8 @@ class HTTPTransport:
             while True:
                 data = raw.read1(65536)
                 if not data:
+                    # Read to the end: the connection can go back to the pool.
+                    raw.release_conn()
                     return
                 yield data
         except (ReadTimeoutError, TimeoutError):

@@ -120,11 +120,11 @@ def relay(
     away and the server closes this generator.
     """
     error: GatewayError | None = None
-    delivered = False
+    delivered = finished = False
+    upstream = iter(events)
     try:
         try:
-            finished = False
-            for event in events:
+            for event in upstream:
                 if event.data == DONE:
                     finished = True
                     break
@@ -147,9 +147,20 @@ def relay(
             yield b"data: " + json.dumps(error.body()).encode() + b"\n\n"
         yield DONE_EVENT
         delivered = True
+        if finished:
+            _drain(upstream)
     finally:
         events.close()
         finish(outcome(capture=capture, error=error, client_gone=not delivered))
+
+
+def _drain(upstream: Iterator[Any]) -> None:
+    """Read what follows [DONE] (the body's end) so the upstream connection is reused, as openai-python does."""
+    try:
+        for _ in upstream:
+            pass
+    except GatewayError:
+        pass
 
 
 def _usage_only(chunk: dict[str, Any] | None) -> bool:

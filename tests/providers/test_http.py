@@ -44,6 +44,10 @@ class _Raw:
     def __init__(self, reads: list[bytes], error: Exception | None = None) -> None:
         self._reads = list(reads)
         self._error = error
+        self.released = False
+
+    def release_conn(self) -> None:
+        self.released = True
 
     def read1(self, size: int) -> bytes:
         if self._reads:
@@ -86,6 +90,7 @@ def test_event_stream_flushes_a_last_event_and_close_closes_the_response():
     response = _Response(_Raw([b"data: {\"n\": 1}\n\nda", b"ta: [DONE]"]))
     events = SSEEventStream(HTTPTransport(name="up", base_url="http://up.test", timeout_s=1), response)
     assert [event.data for event in events] == ['{"n": 1}', DONE]
+    assert response.raw.released  # read to the end: the connection goes back to the pool
     events.close()
     assert response.closed == 1
 

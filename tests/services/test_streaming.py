@@ -244,11 +244,11 @@ def test_relay_keeps_usage_on_a_chunk_with_choices():
     assert list(generator) == [sse(with_choices.chunk), DONE_EVENT]
 
 
-def test_relay_stops_at_done_without_reading_further():
+def test_relay_ends_at_done_and_drains_the_rest_unforwarded():
     events = FakeEvents([event(chunk({"content": "a"})), event(DONE), event(chunk({"content": "late"}))])
     generator, capture, recorder = start(events)
     assert list(generator) == [sse(chunk({"content": "a"})), DONE_EVENT]
-    assert events.yielded == 2
+    assert events.yielded == 3  # read to the end, so the upstream connection can be reused
     assert capture.message()["content"] == "a"
 
 
