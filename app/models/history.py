@@ -10,11 +10,24 @@ from app.models.base import Base, BigId, JSONText, now_ms
 # Response.status values: ok, error (the call failed), incomplete (the stream was cut).
 RESPONSE_STATUSES = ("ok", "error", "incomplete")
 
+# legacy_source values: the original Node gateway's schema a row was imported from.
+LEGACY_SOURCES = ("node-v1", "node-v2")
 
-class ChatSession(Base):
+
+class LegacyMixin:
+    """Where an imported row came from; both NULL for rows the gateway wrote itself."""
+
+    legacy_source: Mapped[str | None] = mapped_column(sa.String(32))
+    legacy_id: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class ChatSession(LegacyMixin, Base):
     """A conversation; expiry ends its continuity but never deletes its history."""
 
     __tablename__ = "sessions"
+    __table_args__ = (
+        sa.Index("ix_sessions_legacy_source_legacy_id", "legacy_source", "legacy_id", unique=True),
+    )
 
     id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
     chat_id: Mapped[str | None] = mapped_column(sa.String(128))
@@ -24,19 +37,23 @@ class ChatSession(Base):
     created_at: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms, index=True)
     last_accessed: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms, index=True)
     expires_at: Mapped[int] = mapped_column(sa.BigInteger, index=True)
+    # Retained sessions (imported history) are never deleted by expiry cleanup; a server
+    # default so the hot path, which binds raw SQL, need not name it.
+    retained: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
 
     requests: Mapped[list[Request]] = relationship(
         back_populates="session", cascade="all, delete-orphan", passive_deletes=True
     )
 
 
-class Request(Base):
+class Request(LegacyMixin, Base):
     """One call to /v1/chat/completions, written before the upstream is called."""
 
     __tablename__ = "requests"
     __table_args__ = (
         sa.Index("ix_requests_model_timestamp", "model", "timestamp"),
         sa.Index("ix_requests_provider_timestamp", "provider", "timestamp"),
+        sa.Index("ix_requests_legacy_source_legacy_id", "legacy_source", "legacy_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -60,7 +77,7 @@ class Request(Base):
     )
 
 
-class Response(Base):
+class Response(LegacyMixin, Base):
     """How a request ended, whatever the way: exactly one per request."""
 
     __tablename__ = "responses"
@@ -68,6 +85,7 @@ class Response(Base):
         sa.CheckConstraint(
             "status IN ('ok', 'error', 'incomplete')", name="status_known"
         ),
+        sa.Index("ix_responses_legacy_source_legacy_id", "legacy_source", "legacy_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -29,6 +29,10 @@ _sessions = ChatSession.__table__
 _requests = Request.__table__
 _responses = Response.__table__
 
+# Written only by the importer: the hot path leaves them to their server defaults
+# (NULL, false) instead of binding three more parameters on every call.
+_IMPORT_ONLY_COLUMNS = frozenset({"legacy_source", "legacy_id", "retained"})
+
 
 def dumps(value: Any) -> str | None:
     if value is None or isinstance(value, str):
@@ -102,7 +106,7 @@ class AuditLog:
                 ),
             },
         ).returning(_sessions.c.chat_id, _sessions.c.parent_id)
-        self._touch_session_sql = _compile(upsert, dialect)
+        self._touch_session_sql = _compile(upsert, dialect, _sessions)
         self._insert_request_sql = _compile(
             sa.insert(_requests).returning(_requests.c.id), dialect, _requests
         )
@@ -232,5 +236,11 @@ class AuditLog:
 
 def _compile(statement, dialect, table: sa.Table | None = None) -> str:
     """SQL text for the dialect's own named parameter style, compiled once."""
-    keys = [column.key for column in table.columns if not column.primary_key] if table is not None else None
+    keys = None
+    if table is not None:
+        # The database numbers autoincrement ids; a natural key (sessions.id) is bound.
+        keys = [
+            column.key for column in table.columns
+            if column.autoincrement is not True and column.key not in _IMPORT_ONLY_COLUMNS
+        ]
     return str(statement.compile(dialect=dialect, column_keys=keys))
