@@ -10,6 +10,14 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.db import get_engine
+
+TABLES = ("sessions", "requests", "responses")
+BOOLEANS = {"stream", "retained", "usage_estimated", "client_disconnected"}
 
 V1_SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (
@@ -214,3 +222,40 @@ def build_v2(path: Path, *, sessions: int = 40, requests: int = 120) -> Path:
             )
     connection.close()
     return path
+
+
+def source_rows(path: Path, table: str) -> list[dict[str, Any]]:
+    connection = sqlite3.connect(path)
+    connection.row_factory = sqlite3.Row
+    rows = [dict(row) for row in connection.execute(f"SELECT * FROM {table} ORDER BY id")]
+    connection.close()
+    return rows
+
+
+def target_rows(url: str, table: str) -> list[dict[str, Any]]:
+    """Rows exactly as stored: bodies as text, booleans as bool."""
+    with get_engine(url).connect() as connection:
+        rows = [dict(row) for row in connection.execute(sa.text(f"SELECT * FROM {table}")).mappings()]
+    return [{key: bool(value) if key in BOOLEANS else value for key, value in row.items()} for row in rows]
+
+
+def counts(url: str) -> dict[str, int]:
+    with get_engine(url).connect() as connection:
+        return {
+            table: connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+            for table in (*TABLES, "settings")
+        }
+
+
+def assert_foreign_keys_hold(url: str) -> None:
+    with get_engine(url).connect() as connection:
+        if connection.dialect.name == "sqlite":
+            assert connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
+        orphans = connection.execute(sa.text(
+            "SELECT count(*) FROM responses r LEFT JOIN requests q ON q.id = r.request_id "
+            "LEFT JOIN sessions s ON s.id = r.session_id WHERE q.id IS NULL OR s.id IS NULL"
+        )).scalar_one()
+        orphans += connection.execute(sa.text(
+            "SELECT count(*) FROM requests q LEFT JOIN sessions s ON s.id = q.session_id WHERE s.id IS NULL"
+        )).scalar_one()
+    assert orphans == 0
