@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +29,8 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path, worker_id: str) ->
         dispose_engines()
         return
     pg_url = request.getfixturevalue("pg_url")  # skips when PostgreSQL is unreachable
-    name = f"provider_router_migrations_{worker_id}"
+    # Per process: other checkouts may run this suite against the same server at once.
+    name = f"provider_router_migrations_{worker_id}_{os.getpid()}"
     admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -76,7 +76,7 @@ def import_other_tables(*, source: LegacySource, target: Target, summary: Import
                 summary.imported(name, legacy_id=str(identity), problems=problems + [
                     f"column {column} not imported" for column in dropped if src.get(column) is not None
                 ])
-            target.insert(connection, table, fresh)
+            target.insert_typed(connection, table, fresh)
 
 
 def _destination(
