@@ -11,8 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app import create_app
-from app import migrate
+from app import create_app, migrate
 from app.config import Settings
 from app.db import create_engine, dispose_engines, get_engine
 from app.models import Base
@@ -41,7 +40,8 @@ def pg_url(worker_id: str) -> Iterator[str]:
         if IN_CI:
             pytest.fail(f"{reason} (CI=true: PostgreSQL tests must run)")
         pytest.skip(f"{reason}; set TEST_DATABASE_URL to run the PostgreSQL tests")
-    name = f"provider_router_test_{worker_id}"
+    # Unique per process: concurrent runs (other checkouts, CI) must never drop each other's database.
+    name = f"provider_router_test_{worker_id}_{os.getpid()}"
     admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
