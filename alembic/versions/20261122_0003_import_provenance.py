@@ -23,10 +23,11 @@ def upgrade() -> None:
     for table in TABLES:
         op.add_column(table, sa.Column("legacy_source", sa.String(32)))
         op.add_column(table, sa.Column("legacy_id", sa.Text()))
-        # NULLs never collide in a unique index, so the gateway's own rows are unconstrained.
+        # Partial: the gateway's own rows (NULL) are not indexed, so the hot path pays nothing.
+        where = sa.text("legacy_id IS NOT NULL")
         op.create_index(
-            op.f(f"ix_{table}_legacy_source_legacy_id"), table,
-            ["legacy_source", "legacy_id"], unique=True,
+            op.f(f"ix_{table}_legacy_source_legacy_id"), table, ["legacy_source", "legacy_id"],
+            unique=True, sqlite_where=where, postgresql_where=where,
         )
     op.add_column(
         "sessions",

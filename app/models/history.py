@@ -21,13 +21,23 @@ class LegacyMixin:
     legacy_id: Mapped[str | None] = mapped_column(sa.Text)
 
 
+def legacy_index(table: str) -> sa.Index:
+    """Unique original ids per source, so a second import adds nothing.
+
+    Partial: the gateway's own rows (NULL) stay out of it and cost the hot path no index write.
+    """
+    where = sa.text("legacy_id IS NOT NULL")
+    return sa.Index(
+        f"ix_{table}_legacy_source_legacy_id", "legacy_source", "legacy_id",
+        unique=True, sqlite_where=where, postgresql_where=where,
+    )
+
+
 class ChatSession(LegacyMixin, Base):
     """A conversation; expiry ends its continuity but never deletes its history."""
 
     __tablename__ = "sessions"
-    __table_args__ = (
-        sa.Index("ix_sessions_legacy_source_legacy_id", "legacy_source", "legacy_id", unique=True),
-    )
+    __table_args__ = (legacy_index("sessions"),)
 
     id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
     chat_id: Mapped[str | None] = mapped_column(sa.String(128))
@@ -53,7 +63,7 @@ class Request(LegacyMixin, Base):
     __table_args__ = (
         sa.Index("ix_requests_model_timestamp", "model", "timestamp"),
         sa.Index("ix_requests_provider_timestamp", "provider", "timestamp"),
-        sa.Index("ix_requests_legacy_source_legacy_id", "legacy_source", "legacy_id", unique=True),
+        legacy_index("requests"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -85,7 +95,7 @@ class Response(LegacyMixin, Base):
         sa.CheckConstraint(
             "status IN ('ok', 'error', 'incomplete')", name="status_known"
         ),
-        sa.Index("ix_responses_legacy_source_legacy_id", "legacy_source", "legacy_id", unique=True),
+        legacy_index("responses"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -139,3 +139,8 @@ def test_legacy_ids_are_unique_per_source_and_absent_for_gateway_rows(database_u
         assert connection.execute(sa.text("SELECT count(*) FROM sessions WHERE NOT retained")).scalar() == 4
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
         connection.execute(insert, {**row, "id": "c", "legacy_source": "node-v1", "legacy_id": "x"})
+    # Partial, so the hot path's own rows (NULL) cost no write to it.
+    for table in ("sessions", "requests", "responses"):
+        (index,) = [index for index in sa.inspect(engine).get_indexes(table) if "legacy" in index["name"]]
+        where = index["dialect_options"][f"{engine.dialect.name}_where"]
+        assert index["unique"] and "legacy_id IS NOT NULL" in str(where)

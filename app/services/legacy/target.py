@@ -71,6 +71,8 @@ class Target:
             return found
         selected = [table.c.legacy_id, *(table.c[name] for name in columns)]
         for part in chunks(list(legacy_ids)):
+            # legacy_id IN (...) implies the partial index's IS NOT NULL for SQLite and PostgreSQL;
+            # spelling it out makes SQLite range-scan the whole source instead.
             query = sa.select(*selected).where(
                 table.c.legacy_source == source, table.c.legacy_id.in_(part)
             )
