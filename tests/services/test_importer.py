@@ -22,6 +22,7 @@ from legacy_dbs import (
 from app.db import get_engine
 from app.models import Request
 from app.services.importer import import_database
+from app.services.legacy.target import Target
 from app.services.retention import purgeable_sessions
 
 
@@ -131,6 +132,31 @@ def test_a_grown_file_imports_only_its_new_rows(database_url: str, tmp_path: Pat
     logs = summary.tables["request_logs"]
     assert (logs.read, logs.imported, logs.duplicates) == (150, 30, 120)
     assert counts(database_url)["requests"] == 150
+
+
+def test_an_interrupted_import_continues_where_it_stopped(database_url: str, tmp_path: Path, monkeypatch):
+    original = build_v2(tmp_path / "v2.db", sessions=40, requests=120)
+    real_insert, calls = Target.insert, []
+
+    def failing_insert(self, connection, table, rows):
+        calls.append(table.name)
+        if calls.count("responses") == 3:
+            raise RuntimeError("disk full")
+        real_insert(self, connection, table, rows)
+
+    monkeypatch.setattr(Target, "insert", failing_insert)
+    with pytest.raises(RuntimeError, match="disk full"):
+        import_database(path=original, database_url=database_url, batch_size=25)
+    partial = counts(database_url)
+    monkeypatch.setattr(Target, "insert", real_insert)
+
+    summary = import_database(path=original, database_url=database_url, batch_size=25)
+
+    # Whole batches only: the failed one left no request without its response.
+    assert partial["requests"] == 50 and partial["responses"] == 49
+    assert counts(database_url) == {"sessions": 40, "requests": 120, "responses": 116, "settings": 1}
+    assert summary.tables["requests"].duplicates == 50 and summary.tables["requests"].imported == 70
+    assert_foreign_keys_hold(database_url)
 
 
 def test_malformed_json_is_kept_as_text_and_counted(database_url: str, db_session, tmp_path: Path):
