@@ -1,7 +1,7 @@
 """SQLAlchemy models; importing this package registers every table on ``Base.metadata``."""
 
 from app.models.base import Base, JSONText, now_ms
-from app.models.history import LEGACY_SOURCES, RESPONSE_STATUSES, ChatSession, Request, Response
+from app.models.history import RESPONSE_STATUSES, ChatSession, Request, Response
 from app.models.settings import Setting
 
 __all__ = [
@@ -9,7 +9,6 @@ __all__ = [
     "Base",
     "ChatSession",
     "JSONText",
-    "LEGACY_SOURCES",
     "Request",
     "Response",
     "Setting",

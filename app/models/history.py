@@ -10,12 +10,9 @@ from app.models.base import Base, BigId, JSONText, now_ms
 # Response.status values: ok, error (the call failed), incomplete (the stream was cut).
 RESPONSE_STATUSES = ("ok", "error", "incomplete")
 
-# legacy_source values: the original Node gateway's schema a row was imported from.
-LEGACY_SOURCES = ("node-v1", "node-v2")
-
 
 class LegacyMixin:
-    """Where an imported row came from; both NULL for rows the gateway wrote itself."""
+    """Where an imported row came from (node-v1, node-v2 and its id there); NULL for the gateway's own."""
 
     legacy_source: Mapped[str | None] = mapped_column(sa.String(32))
     legacy_id: Mapped[str | None] = mapped_column(sa.Text)
