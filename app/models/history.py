@@ -16,10 +16,30 @@ RESPONSE_STATUSES = ("ok", "error", "incomplete")
 # rows, per-model and per-provider stats, expiry.
 
 
-class ChatSession(Base):
+class LegacyMixin:
+    """Where an imported row came from (node-v1, node-v2 and its id there); NULL for the gateway's own."""
+
+    legacy_source: Mapped[str | None] = mapped_column(sa.String(32))
+    legacy_id: Mapped[str | None] = mapped_column(sa.Text)
+
+
+def legacy_index(table: str) -> sa.Index:
+    """Unique original ids per source, so a second import adds nothing.
+
+    Partial: the gateway's own rows (NULL) stay out of it and cost the hot path no index write.
+    """
+    where = sa.text("legacy_id IS NOT NULL")
+    return sa.Index(
+        f"ix_{table}_legacy_source_legacy_id", "legacy_source", "legacy_id",
+        unique=True, sqlite_where=where, postgresql_where=where,
+    )
+
+
+class ChatSession(LegacyMixin, Base):
     """A conversation; expiry ends its continuity but never deletes its history."""
 
     __tablename__ = "sessions"
+    __table_args__ = (legacy_index("sessions"),)
 
     id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
     chat_id: Mapped[str | None] = mapped_column(sa.String(128))
@@ -29,19 +49,23 @@ class ChatSession(Base):
     created_at: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms, index=True)
     last_accessed: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms)
     expires_at: Mapped[int] = mapped_column(sa.BigInteger, index=True)
+    # Retained sessions (imported history) are never deleted by expiry cleanup; a server
+    # default so the hot path, which binds raw SQL, need not name it.
+    retained: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
 
     requests: Mapped[list[Request]] = relationship(
         back_populates="session", cascade="all, delete-orphan", passive_deletes=True
     )
 
 
-class Request(Base):
+class Request(LegacyMixin, Base):
     """One call to /v1/chat/completions, written before the upstream is called."""
 
     __tablename__ = "requests"
     __table_args__ = (
         sa.Index("ix_requests_model_timestamp", "model", "timestamp"),
         sa.Index("ix_requests_provider_timestamp", "provider", "timestamp"),
+        legacy_index("requests"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -66,7 +90,7 @@ class Request(Base):
     )
 
 
-class Response(Base):
+class Response(LegacyMixin, Base):
     """How a request ended, whatever the way: exactly one per request."""
 
     __tablename__ = "responses"
@@ -74,6 +98,7 @@ class Response(Base):
         sa.CheckConstraint(
             "status IN ('ok', 'error', 'incomplete')", name="status_known"
         ),
+        legacy_index("responses"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

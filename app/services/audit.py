@@ -38,6 +38,10 @@ _responses = Response.__table__
 # How long a write waits for another process's SQLite write lock before giving up.
 LOCK_WAIT_S = 30.0
 
+# Written only by the importer: the hot path leaves them to their server defaults
+# (NULL, false) instead of binding three more parameters on every call.
+_IMPORT_ONLY_COLUMNS = frozenset({"legacy_source", "legacy_id", "retained"})
+
 
 def dumps(value: Any) -> str | None:
     if value is None or isinstance(value, str):
@@ -119,7 +123,7 @@ class AuditLog:
                 ),
             },
         ).returning(_sessions.c.chat_id, _sessions.c.parent_id)
-        self._touch_session_sql = _compile(upsert, dialect)
+        self._touch_session_sql = _compile(upsert, dialect, _sessions)
         self._insert_request_sql = _compile(
             sa.insert(_requests).returning(_requests.c.id), dialect, _requests
         )
@@ -270,7 +274,13 @@ def _begin_immediate(cursor) -> None:
 
 def _compile(statement, dialect, table: sa.Table | None = None) -> str:
     """SQL text for the dialect's own named parameter style, compiled once."""
-    keys = [column.key for column in table.columns if not column.primary_key] if table is not None else None
+    keys = None
+    if table is not None:
+        # The database numbers autoincrement ids; a natural key (sessions.id) is bound.
+        keys = [
+            column.key for column in table.columns
+            if column.autoincrement is not True and column.key not in _IMPORT_ONLY_COLUMNS
+        ]
     return str(statement.compile(dialect=dialect, column_keys=keys))
 
 

@@ -1,0 +1,1 @@
+"""Reading the original Node gateway's databases and writing their rows into ours."""

@@ -1,0 +1,146 @@
+"""Migrations: up and down on empty databases, head equal to the models, data kept across revisions."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from app import migrate
+from app.config import PROJECT_ROOT
+from app.db import dispose_engines, get_engine
+from app.models import Base
+
+APP_TABLES = {"sessions", "requests", "responses", "settings"}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path, worker_id: str) -> Iterator[str]:
+    """A database with no tables at all, once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        dispose_engines()
+        return
+    pg_url = request.getfixturevalue("pg_url")  # skips when PostgreSQL is unreachable
+    # Per process: other checkouts may run this suite against the same server at once.
+    name = f"provider_router_migrations_{worker_id}_{os.getpid()}"
+    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield sa.make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    dispose_engines()
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _tables(url: str) -> set[str]:
+    return set(sa.inspect(get_engine(url)).get_table_names())
+
+
+def test_revision_files_are_date_prefixed_and_chained_to_one_head():
+    versions = PROJECT_ROOT / "alembic" / "versions"
+    names = sorted(path.name for path in versions.glob("*.py"))
+    assert names and all(re.fullmatch(r"\d{8}_\d{4}_[a-z0-9_]+\.py", name) for name in names), names
+    script = ScriptDirectory.from_config(migrate.alembic_config("sqlite://"))
+    assert len(script.get_heads()) == 1
+
+
+def test_upgrade_downgrade_upgrade(empty_url: str):
+    head = migrate.head_revision(empty_url)
+    migrate.upgrade(empty_url)
+    assert migrate.current_revision(empty_url) == head
+    assert APP_TABLES <= _tables(empty_url)
+
+    migrate.downgrade(empty_url, "base")
+    assert migrate.current_revision(empty_url) is None
+    assert _tables(empty_url) & APP_TABLES == set()
+
+    migrate.upgrade(empty_url)
+    assert migrate.current_revision(empty_url) == head
+    assert APP_TABLES <= _tables(empty_url)
+
+
+def test_head_equals_the_models(empty_url: str):
+    migrate.upgrade(empty_url)
+    with get_engine(empty_url).connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_rows_written_at_0001_survive_0003_and_its_downgrade(empty_url: str):
+    migrate.upgrade(empty_url, "0001")
+    engine = get_engine(empty_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO sessions (id, message_count, created_at, last_accessed, expires_at, chat_id) "
+            "VALUES ('s1', 2, 1000, 2000, 3000, 'chat-1')"
+        ))
+        request_id = connection.execute(sa.text(
+            "INSERT INTO requests (session_id, request_id, timestamp, method, path, openai_request, "
+            "provider, model, stream, created_at) VALUES ('s1', 'r-1', 1000, 'POST', "
+            "'/v1/chat/completions', '{\"model\": \"m\"}', 'lm-studio', 'm', true, 1000) RETURNING id"
+        )).scalar_one()
+        connection.execute(sa.text(
+            "INSERT INTO responses (request_id, session_id, response_id, timestamp, prompt_tokens, "
+            "usage_estimated, status, status_code, client_disconnected, created_at) "
+            "VALUES (:request_id, 's1', 'p-1', 1500, 0, false, 'ok', 200, false, 1500)"
+        ), {"request_id": request_id})
+
+    migrate.upgrade(empty_url, "0003")
+    with engine.connect() as connection:
+        session = connection.execute(sa.text(
+            "SELECT chat_id, message_count, retained, legacy_source, legacy_id FROM sessions"
+        )).one()
+        assert tuple(session) == ("chat-1", 2, False, None, None)
+        request = connection.execute(sa.text(
+            "SELECT request_id, openai_request, stream, legacy_id FROM requests"
+        )).one()
+        assert tuple(request) == ("r-1", '{"model": "m"}', True, None)
+        response = connection.execute(sa.text(
+            "SELECT request_id, prompt_tokens, status_code, legacy_source FROM responses"
+        )).one()
+        assert tuple(response) == (request_id, 0, 200, None)
+
+    # SQLite's batch downgrade copies tables: no cascade may empty the children on the way.
+    migrate.downgrade(empty_url, "0001")
+    with engine.connect() as connection:
+        counts = [connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+                  for table in ("sessions", "requests", "responses")]
+        assert counts == [1, 1, 1]
+        columns = {column["name"] for column in sa.inspect(connection).get_columns("requests")}
+        assert "legacy_id" not in columns
+        if connection.dialect.name == "sqlite":
+            assert connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_legacy_ids_are_unique_per_source_and_absent_for_gateway_rows(database_url: str):
+    engine = get_engine(database_url)
+    row = {"message_count": 0, "created_at": 1, "last_accessed": 1, "expires_at": 1}
+    insert = sa.text(
+        "INSERT INTO sessions (id, message_count, created_at, last_accessed, expires_at, "
+        "legacy_source, legacy_id) VALUES (:id, :message_count, :created_at, :last_accessed, "
+        ":expires_at, :legacy_source, :legacy_id)"
+    )
+    with engine.begin() as connection:
+        for session_id in ("live-1", "live-2"):
+            connection.execute(insert, {**row, "id": session_id, "legacy_source": None, "legacy_id": None})
+        connection.execute(insert, {**row, "id": "a", "legacy_source": "node-v1", "legacy_id": "x"})
+        connection.execute(insert, {**row, "id": "b", "legacy_source": "node-v2", "legacy_id": "x"})
+        assert connection.execute(sa.text("SELECT count(*) FROM sessions WHERE NOT retained")).scalar() == 4
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+        connection.execute(insert, {**row, "id": "c", "legacy_source": "node-v1", "legacy_id": "x"})
+    # Partial, so the hot path's own rows (NULL) cost no write to it.
+    for table in ("sessions", "requests", "responses"):
+        (index,) = [index for index in sa.inspect(engine).get_indexes(table) if "legacy" in index["name"]]
+        where = index["dialect_options"][f"{engine.dialect.name}_where"]
+        assert index["unique"] and "legacy_id IS NOT NULL" in str(where)
