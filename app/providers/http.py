@@ -64,9 +64,11 @@ class HTTPTransport:
         headers: dict[str, str] | None = None,
         params: dict[str, Any] | None = None,
         stream: bool = False,
+        timeout_s: float | None = None,
     ) -> requests.Response:
         """Send one request; a 4xx/5xx answer raises UpstreamHTTPError with its body."""
         url = self.base_url + path
+        timeout = self.timeout if timeout_s is None else (min(CONNECT_TIMEOUT_S, timeout_s), timeout_s)
         data = None
         if body is not None:
             data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
@@ -74,11 +76,11 @@ class HTTPTransport:
         try:
             response = self.session.request(
                 method, url, data=data, headers=headers, params=params,
-                timeout=self.timeout, stream=stream,
+                timeout=timeout, stream=stream,
             )
         except requests.Timeout:
             raise UpstreamTimeout(
-                f"Provider {self.name!r} did not answer within {self.timeout_s:g}s."
+                f"Provider {self.name!r} did not answer within {timeout[1]:g}s."
             ) from None
         except requests.ConnectionError:
             raise UpstreamUnreachable(
