@@ -26,11 +26,16 @@ def test_fresh_sqlite_database_is_created_on_first_start(make_settings, tmp_path
 
 
 def test_database_behind_head_is_never_changed_silently(make_settings, database_url):
+    head = migrate.current_revision(database_url)
     with get_engine(database_url).begin() as connection:
         connection.execute(sa.text("UPDATE alembic_version SET version_num = '0000_older'"))
-    with pytest.raises(migrate.SchemaOutdated, match="alembic upgrade head"):
-        create_app(make_settings())
-    assert migrate.current_revision(database_url) == "0000_older"
+    try:
+        with pytest.raises(migrate.SchemaOutdated, match="alembic upgrade head"):
+            create_app(make_settings())
+        assert migrate.current_revision(database_url) == "0000_older"
+    finally:  # the PostgreSQL database is shared by the worker's later tests
+        with get_engine(database_url).begin() as connection:
+            connection.execute(sa.text("UPDATE alembic_version SET version_num = :head"), {"head": head})
 
 
 def test_foreign_database_is_refused(make_settings, tmp_path):
