@@ -54,11 +54,15 @@ def register_extensions(app: Flask, settings: Settings) -> None:
 
 
 def register_blueprints(app: Flask, settings: Settings) -> None:
-    from app.api import chat, health, model_list
+    from app.api import chat, health, model_list, providers
+    from app.api import settings as settings_api
 
     app.register_blueprint(chat.bp)
     app.register_blueprint(model_list.bp)
     app.register_blueprint(health.bp)
+    if settings.enable_crud_api and settings.enable_persistence:
+        app.register_blueprint(providers.bp)
+        app.register_blueprint(settings_api.bp)
     if settings.expose_worker_pid:
         app.after_request(_worker_header)
 
