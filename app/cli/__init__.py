@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import click
 
+from app.cli.settings import set_command
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """Manage the provider-router gateway from its host."""
+
+
+cli.add_command(set_command)
 
 
 def main() -> None:
