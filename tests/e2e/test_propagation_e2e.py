@@ -52,10 +52,8 @@ def switch(base: str, provider: str) -> float:
     return time.monotonic()
 
 
-@pytest.mark.parametrize(("old", "new"), [("lm-studio", "mock"), ("mock", "lm-studio")])
-def test_switching_the_active_provider_reaches_both_workers_within_a_second(gateway, fresh_upstream, old, new):
-    switch(gateway, old)
-    time.sleep(BOUND_S)
+def test_switching_the_active_provider_reaches_both_workers_within_a_second(gateway, fresh_upstream):
+    old, new = "lm-studio", "mock"
     assert {provider for _, provider in calls_until_every_worker_answered(gateway)} == {old}
 
     switched_at = switch(gateway, new)
