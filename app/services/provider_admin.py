@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from app.errors import Conflict, InvalidRequest, NotFound, UpstreamError
 from app.models import ProviderRow, Setting, now_ms
+from app.providers.http import redact_url
 from app.providers.mock import MOCK_URL
 from app.providers.registry import PROVIDER_TYPES, build_provider
 from app.services.config_store import (
@@ -159,9 +160,12 @@ def _exists(name: str) -> Conflict:
 
 
 def _public(row: Any, *, active: str) -> dict[str, Any]:
-    """A provider as the API shows it: the key's variable name and whether it is set, never the key."""
+    """A provider as the API shows it: the key's variable name and whether it is set, never the key.
+
+    The URL is shown without credentials or query string, should the environment have seeded one with them.
+    """
     return {
-        "name": row.name, "type": row.type, "base_url": row.base_url,
+        "name": row.name, "type": row.type, "base_url": redact_url(row.base_url),
         "api_key_env": row.api_key_env,
         "api_key_configured": bool(row.api_key_env and os.environ.get(row.api_key_env)),
         "default_model": row.default_model, "timeout_ms": row.timeout_ms, "enabled": bool(row.enabled),

@@ -44,6 +44,11 @@ def test_list_shows_the_seeded_providers_and_which_is_active(client):
     }
 
 
+def test_urls_are_shown_without_credentials(make_settings):
+    client = create_app(make_settings(lm_studio_base_url="http://u:pw@lm.test/v1?key=k")).test_client()
+    assert client.get("/v1/providers/lm-studio").get_json()["base_url"] == "http://lm.test/v1"
+
+
 def test_create_read_and_route_to_a_new_provider(client, monkeypatch):
     monkeypatch.setenv("VLLM_KEY", "sk-vllm-secret")
     reply = client.post("/v1/providers", json={**VLLM, "default_model": "llama", "timeout_ms": 5000})
