@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,5 +100,9 @@ class HealthMonitor:
             finally:
                 self._refreshing = False
 
-        # A greenlet under gevent; /health answers from the cache meanwhile.
-        threading.Thread(target=run, name="health-probe", daemon=True).start()
+        self._start(run)
+
+    @staticmethod
+    def _start(job: Callable[[], None]) -> None:
+        """Run ``job`` in the background: a greenlet under gevent; /health answers from the cache meanwhile."""
+        threading.Thread(target=job, name="health-probe", daemon=True).start()

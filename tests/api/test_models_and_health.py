@@ -73,6 +73,14 @@ def test_disabled_providers_are_not_listed(client, upstream):
 # /health -------------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def background(monkeypatch) -> list:
+    """Background probes, recorded instead of started: no stray thread calls upstreams in later tests."""
+    started: list = []
+    monkeypatch.setattr(health_module.HealthMonitor, "_start", staticmethod(started.append))
+    return started
+
+
 @pytest.fixture
 def probe_now(app):
     """Run the probes now, as the background job would."""
@@ -119,17 +127,8 @@ def test_health_never_shows_credentials_in_urls(make_settings):
     assert body["providers"]["lm-studio"]["base_url"] == "http://lm.test:1234/v1"
 
 
-def test_stale_probes_are_refreshed_in_the_background_once(client, monkeypatch):
-    started: list = []
-
-    class Thread:
-        def __init__(self, *, target, name, daemon) -> None:
-            self.target = target
-
-        def start(self) -> None:
-            started.append(self.target)
-
-    monkeypatch.setattr(health_module.threading, "Thread", Thread)
+def test_stale_probes_are_refreshed_in_the_background_once(client, background):
+    started = background
     first = client.get("/health").get_json()
     client.get("/health")
     assert len(started) == 1, "one refresh at a time"

@@ -22,7 +22,6 @@ def test_switching_the_active_provider_reroutes_the_next_request(client):
     body = reply.get_json()
     assert (body["key"], body["value"]) == ("active_provider", "mock") and body["updated_at"] > 0
     assert chat(client, "m").get_json()["choices"][0]["message"]["content"] == "Mock reply to: hi"
-    assert client.get("/health").get_json()["active_provider"] == "mock"
 
 
 def test_put_all_changes_several_together(client):
