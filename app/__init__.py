@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+import os
 
-from flask import Flask
+from flask import Flask, Response
 
 from app.config import Settings, configure_logging
 from app.errors import register_error_handlers
 from app.extensions import Gateway
 from app.migrate import ensure_schema
-from app.providers.registry import ProviderRegistry
+from app.providers.registry import ProviderRegistry, ProviderSource
 from app.services.audit import AuditLog
 from app.services.chat import ChatService
+from app.services.health import HealthMonitor
+from app.services.live_registry import LiveRegistry
 
 log = logging.getLogger(__name__)
 
@@ -28,26 +31,42 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False  # answers pass through in the upstream's key order
     register_extensions(app, settings)
     register_error_handlers(app)
-    register_blueprints(app)
+    register_blueprints(app, settings)
     return app
 
 
 def register_extensions(app: Flask, settings: Settings) -> None:
     audit = None
+    registry: ProviderSource
     if settings.enable_persistence:
         ensure_schema(settings.database_url)
         audit = AuditLog.for_url(settings.database_url, session_timeout_ms=settings.session_timeout_ms)
+        # Providers and the active one live in the database; a change reaches every worker.
+        registry = LiveRegistry.for_url(settings.database_url, settings=settings)
     else:
         log.warning("ENABLE_PERSISTENCE=false: chat calls are NOT being recorded")
-    registry = ProviderRegistry.from_settings(settings)
+        # No database at all: the providers of the environment, fixed until restart.
+        registry = ProviderRegistry.from_settings(settings)
     app.extensions["gateway"] = Gateway(
-        settings=settings, registry=registry, chat=ChatService(registry=registry, audit=audit)
+        settings=settings, registry=registry, health=HealthMonitor(),
+        chat=ChatService(registry=registry, audit=audit, request_timeout_s=settings.request_timeout_s),
     )
 
 
-def register_blueprints(app: Flask) -> None:
-    from app.api import chat, health, model_list
+def register_blueprints(app: Flask, settings: Settings) -> None:
+    from app.api import chat, health, model_list, providers
+    from app.api import settings as settings_api
 
     app.register_blueprint(chat.bp)
     app.register_blueprint(model_list.bp)
     app.register_blueprint(health.bp)
+    if settings.enable_crud_api and settings.enable_persistence:
+        app.register_blueprint(providers.bp)
+        app.register_blueprint(settings_api.bp)
+    if settings.expose_worker_pid:
+        app.after_request(_worker_header)
+
+
+def _worker_header(response: Response) -> Response:
+    response.headers["X-Gateway-Worker"] = str(os.getpid())
+    return response

@@ -29,12 +29,18 @@ class Settings:
     lm_studio_base_url: str = "http://localhost:1234/v1"
     openai_base_url: str | None = None
     openai_api_key: str | None = field(default=None, repr=False)
+    qwen_base_url: str | None = None
+    qwen_token: str | None = field(default=None, repr=False)
+    qwen_cookies: str | None = field(default=None, repr=False)
+    qwen_model: str = "qwen3-max"
     request_timeout_ms: int = 120_000
     session_timeout_ms: int = 1_800_000
     enable_persistence: bool = True
     enable_crud_api: bool = True
     admin_api_key: str | None = field(default=None, repr=False)
     log_level: str = "INFO"
+    # Adds X-Gateway-Worker (the worker's pid) to chat answers: for tests and debugging only.
+    expose_worker_pid: bool = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -54,13 +60,27 @@ class Settings:
             lm_studio_base_url=_url(env, "LM_STUDIO_BASE_URL", "http://localhost:1234/v1"),
             openai_base_url=_url(env, "OPENAI_BASE_URL", None),
             openai_api_key=env.get("OPENAI_API_KEY") or None,
+            qwen_base_url=_url(env, "QWEN_BASE_URL", None),
+            qwen_token=env.get("QWEN_TOKEN") or None,
+            qwen_cookies=env.get("QWEN_COOKIES") or None,
+            qwen_model=env.get("QWEN_MODEL", "").strip() or "qwen3-max",
             request_timeout_ms=_positive_int(env, "REQUEST_TIMEOUT", 120_000),
             session_timeout_ms=_positive_int(env, "SESSION_TIMEOUT", 1_800_000),
             enable_persistence=_bool(env, "ENABLE_PERSISTENCE", True),
             enable_crud_api=_bool(env, "ENABLE_CRUD_API", True),
             admin_api_key=env.get("ADMIN_API_KEY") or None,
             log_level=_log_level(env),
+            expose_worker_pid=_bool(env, "EXPOSE_WORKER_PID", False),
         )
+
+    def secrets(self) -> dict[str, str]:
+        """The provider secrets read from the environment, by variable name."""
+        values = {
+            "OPENAI_API_KEY": self.openai_api_key,
+            "QWEN_TOKEN": self.qwen_token,
+            "QWEN_COOKIES": self.qwen_cookies,
+        }
+        return {name: value for name, value in values.items() if value}
 
 
 def _database_url(env: Mapping[str, str]) -> str:

@@ -7,15 +7,17 @@ from dataclasses import dataclass
 from flask import current_app
 
 from app.config import Settings
-from app.providers.registry import ProviderRegistry
+from app.providers.registry import ProviderSource
 from app.services.chat import ChatService
+from app.services.health import HealthMonitor
 
 
 @dataclass(slots=True, kw_only=True)
 class Gateway:
     settings: Settings
-    registry: ProviderRegistry
+    registry: ProviderSource  # .snapshot(): the providers of the moment
     chat: ChatService
+    health: HealthMonitor
 
 
 def gateway() -> Gateway:

@@ -12,6 +12,6 @@ bp = Blueprint("models", __name__, url_prefix="/v1")
 
 @bp.get("/models")
 def get_models() -> dict:
-    registry = gateway().registry
+    registry = gateway().registry.snapshot()
     provider = request.args.get("provider")
     return {"object": "list", "data": list_models(registry, provider=provider)}

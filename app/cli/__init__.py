@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from app.cli.importer import import_command
+from app.cli.settings import set_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -13,6 +14,7 @@ def cli() -> None:
 
 
 cli.add_command(import_command)
+cli.add_command(set_command)
 
 
 def main() -> None:

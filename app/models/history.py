@@ -1,4 +1,4 @@
-"""The audit trail: sessions, the requests made in them, and one response per request."""
+"""The audit trail: sessions, the requests made in them, one response per request, and retried attempts."""
 
 from __future__ import annotations
 
@@ -88,6 +88,10 @@ class Request(LegacyMixin, Base):
     response: Mapped[Response | None] = relationship(
         back_populates="request", cascade="all, delete-orphan", passive_deletes=True
     )
+    attempts: Mapped[list[Attempt]] = relationship(
+        back_populates="request", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="Attempt.attempt",
+    )
 
 
 class Response(LegacyMixin, Base):
@@ -121,9 +125,35 @@ class Response(LegacyMixin, Base):
     status: Mapped[str] = mapped_column(sa.String(16))
     status_code: Mapped[int | None] = mapped_column(sa.Integer)
     error: Mapped[str | None] = mapped_column(sa.Text)
+    # The provider that produced this answer: a fallback's, when the routed one failed.
+    provider: Mapped[str | None] = mapped_column(sa.String(64))
     duration_ms: Mapped[int | None] = mapped_column(sa.Integer)
     ttft_ms: Mapped[int | None] = mapped_column(sa.Integer)
     client_disconnected: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     created_at: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms)
 
     request: Mapped[Request] = relationship(back_populates="response")
+
+
+class Attempt(Base):
+    """One upstream call of a request that needed more than one (retries, fallbacks).
+
+    A request answered by its first call has no attempt rows: its request and
+    response rows already say everything, and the hot path writes one row less.
+    """
+
+    __tablename__ = "attempts"
+    # The unique index serves lookups by request too: no separate index on request_id.
+    __table_args__ = (sa.UniqueConstraint("request_id", "attempt"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(sa.ForeignKey("requests.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(sa.Integer)  # 1, 2, ... in the order they were made
+    provider: Mapped[str] = mapped_column(sa.String(64))
+    model: Mapped[str] = mapped_column(sa.String(255))
+    status_code: Mapped[int | None] = mapped_column(sa.Integer)  # NULL: no HTTP answer at all
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    duration_ms: Mapped[int] = mapped_column(sa.Integer)
+    started_at: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms)
+
+    request: Mapped[Request] = relationship(back_populates="attempts")

@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderConfig:
+    """A provider as the operator configured it (a providers row); never holds a secret."""
+
+    name: str
+    type: str
+    base_url: str
+    api_key_env: str | None = None
+    default_model: str | None = None
+    timeout_ms: int | None = None
+    enabled: bool = True
+    options: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -53,11 +67,18 @@ class Provider(ABC):
     """An upstream: build its request, call it, and speak OpenAI back."""
 
     kind: str = "abstract"
+    # The keys a config's ``options`` may hold for this type (each names an environment variable).
+    option_names: frozenset[str] = frozenset()
 
     def __init__(self, *, name: str, base_url: str, default_model: str | None = None) -> None:
         self.name = name
         self.base_url = base_url
         self.default_model = default_model
+
+    @classmethod
+    def from_config(cls, config: ProviderConfig, *, environ: Mapping[str, str], timeout_s: float) -> Provider:
+        """The provider a configuration describes; secrets are looked up in ``environ``."""
+        return cls(name=config.name, base_url=config.base_url, default_model=config.default_model)
 
     @abstractmethod
     def build_request(
@@ -74,8 +95,12 @@ class Provider(ABC):
         """Start a stream; errors before its first byte are raised here, not in iteration."""
 
     @abstractmethod
-    def list_models(self) -> list[dict[str, Any]]:
-        """The upstream's models as OpenAI model objects."""
+    def list_models(self, *, timeout_s: float | None = None) -> list[dict[str, Any]]:
+        """The upstream's models as OpenAI model objects (``timeout_s`` caps this one call)."""
+
+    def close(self) -> None:
+        """Release pooled connections (a provider built for one test call)."""
+        return None
 
 
 def ask_for_stream_usage(payload: dict[str, Any]) -> dict[str, Any]:

@@ -65,9 +65,11 @@ class HTTPTransport:
         headers: dict[str, str] | None = None,
         params: dict[str, Any] | None = None,
         stream: bool = False,
+        timeout_s: float | None = None,
     ) -> requests.Response:
         """Send one request; a 4xx/5xx answer raises UpstreamHTTPError with its body."""
         url = self.base_url + path
+        timeout = self.timeout if timeout_s is None else (min(CONNECT_TIMEOUT_S, timeout_s), timeout_s)
         data = None
         if body is not None:
             data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
@@ -77,10 +79,10 @@ class HTTPTransport:
         try:
             # Straight to the pooled adapter: Session.request's cookie jar, hooks,
             # redirects and settings merge cost more CPU than the proxy hop needs.
-            response = self._adapter.send(prepared, stream=stream, timeout=self.timeout, proxies={})
+            response = self._adapter.send(prepared, stream=stream, timeout=timeout, proxies={})
         except requests.Timeout:
             raise UpstreamTimeout(
-                f"Provider {self.name!r} did not answer within {self.timeout_s:g}s."
+                f"Provider {self.name!r} did not answer within {timeout[1]:g}s."
             ) from None
         except requests.ConnectionError:
             raise UpstreamUnreachable(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from app.providers.base import (
@@ -13,6 +13,7 @@ from app.providers.base import (
     Conversation,
     EventStream,
     Provider,
+    ProviderConfig,
     StreamEvent,
     ask_for_stream_usage,
 )
@@ -20,6 +21,7 @@ from app.providers.sse import DONE
 from app.services.tokens import estimate_prompt_tokens, message_text
 
 MOCK_MODELS = ("mock-chat", "mock-tools")
+MOCK_URL = "mock://local"
 
 
 class MockProvider(Provider):
@@ -28,7 +30,11 @@ class MockProvider(Provider):
     kind = "mock"
 
     def __init__(self, *, name: str = "mock", default_model: str = "mock-chat") -> None:
-        super().__init__(name=name, base_url="mock://local", default_model=default_model)
+        super().__init__(name=name, base_url=MOCK_URL, default_model=default_model)
+
+    @classmethod
+    def from_config(cls, config: ProviderConfig, *, environ: Mapping[str, str], timeout_s: float) -> Provider:
+        return cls(name=config.name, default_model=config.default_model or "mock-chat")
 
     def build_request(
         self, body: dict[str, Any], *, model: str, conversation: Conversation
@@ -53,7 +59,7 @@ class MockProvider(Provider):
     def open_stream(self, payload: dict[str, Any], *, conversation: Conversation) -> EventStream:
         return _MockStream(payload)
 
-    def list_models(self) -> list[dict[str, Any]]:
+    def list_models(self, *, timeout_s: float | None = None) -> list[dict[str, Any]]:
         return [{"id": model, "object": "model", "created": 0, "owned_by": self.name} for model in MOCK_MODELS]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from app.errors import UpstreamError
@@ -11,6 +12,7 @@ from app.providers.base import (
     Conversation,
     EventStream,
     Provider,
+    ProviderConfig,
     ask_for_stream_usage,
 )
 from app.providers.http import HTTPTransport, SSEEventStream
@@ -31,6 +33,14 @@ class OpenAICompatibleProvider(Provider):
         super().__init__(name=name, base_url=base_url, default_model=default_model)
         self.transport = HTTPTransport(name=name, base_url=base_url, timeout_s=timeout_s)
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+    @classmethod
+    def from_config(cls, config: ProviderConfig, *, environ: Mapping[str, str], timeout_s: float) -> Provider:
+        return cls(
+            name=config.name, base_url=config.base_url, timeout_s=timeout_s,
+            api_key=environ.get(config.api_key_env) if config.api_key_env else None,
+            default_model=config.default_model,
+        )
 
     def build_request(
         self, body: dict[str, Any], *, model: str, conversation: Conversation
@@ -58,8 +68,11 @@ class OpenAICompatibleProvider(Provider):
         )
         return SSEEventStream(self.transport, response)
 
-    def list_models(self) -> list[dict[str, Any]]:
-        response = self.transport.request("GET", "/models", headers=self._headers)
+    def close(self) -> None:
+        self.transport.session.close()
+
+    def list_models(self, *, timeout_s: float | None = None) -> list[dict[str, Any]]:
+        response = self.transport.request("GET", "/models", headers=self._headers, timeout_s=timeout_s)
         try:
             data = response.json().get("data", [])
         except (ValueError, AttributeError):

@@ -8,6 +8,7 @@ from typing import Any
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates
 
 from app.errors import InvalidRequest
+from app.schemas.validation import first_error
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 
@@ -52,21 +53,7 @@ def parse_chat_request(raw: bytes) -> dict[str, Any]:
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
     errors = _schema.validate(body)
     if errors:
-        param, message = _first_error(errors)
+        param, message = first_error(errors)
         code = "missing_messages" if param == "messages" and "messages" not in body else "invalid_value"
         raise InvalidRequest(f"Invalid '{param}': {message}", param=param, code=code)
     return body
-
-
-def _first_error(errors: Any, path: str = "") -> tuple[str, str]:
-    if isinstance(errors, dict):
-        key, value = next(iter(errors.items()))
-        key = str(key)
-        if path and key.isdigit():
-            return _first_error(value, f"{path}[{key}]")
-        return _first_error(value, f"{path}.{key}" if path else key)
-    if isinstance(errors, list) and errors:
-        if isinstance(errors[0], str):
-            return path, errors[0]
-        return _first_error(errors[0], path)
-    return path, str(errors)

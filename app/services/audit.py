@@ -25,9 +25,10 @@ from sqlalchemy.engine import Engine
 
 from app.db import get_engine
 from app.errors import GatewayError
-from app.models import ChatSession, Request, Response, now_ms
+from app.models import Attempt, ChatSession, Request, Response, now_ms
 from app.models.base import uuid7
 from app.providers.base import Conversation
+from app.services.fallback import AttemptRecord
 from app.services.group_commit import GroupCommitWriter, WorkItem
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 _sessions = ChatSession.__table__
 _requests = Request.__table__
 _responses = Response.__table__
+_attempts = Attempt.__table__
 # How long a write waits for another process's SQLite write lock before giving up.
 LOCK_WAIT_S = 30.0
 
@@ -67,6 +69,8 @@ class Outcome:
     client_disconnected: bool = False
     parent_id: str | None = None
     chat_id: str | None = None
+    provider: str | None = None  # the one that answered (or failed last)
+    attempts: list[AttemptRecord] = field(default_factory=list)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -128,6 +132,7 @@ class AuditLog:
             sa.insert(_requests).returning(_requests.c.id), dialect, _requests
         )
         self._insert_response_sql = _compile(sa.insert(_responses), dialect, _responses)
+        self._insert_attempt_sql = _compile(sa.insert(_attempts), dialect, _attempts)
         self._continue_session_sql = _compile(
             sa.update(_sessions)
             .where(_sessions.c.id == sa.bindparam("session_id"))
@@ -206,7 +211,7 @@ class AuditLog:
             "usage_estimated": outcome.usage_estimated,
             "finish_reason": outcome.finish_reason,
             "status": outcome.status, "status_code": outcome.status_code,
-            "error": outcome.error, "duration_ms": record.elapsed_ms(),
+            "error": outcome.error, "provider": outcome.provider, "duration_ms": record.elapsed_ms(),
             "ttft_ms": outcome.ttft_ms, "client_disconnected": outcome.client_disconnected,
             "created_at": now,
         }
@@ -217,7 +222,16 @@ class AuditLog:
                 "chat_id": outcome.chat_id or record.conversation.chat_id,
                 "parent_id": outcome.parent_id,
             }
-        self._writer.submit(_CloseRequest(self, record, row, continuation), wait=False)
+        # One call says it all in the request and response rows: attempts only when there were more.
+        attempts = [
+            {
+                "request_id": None, "attempt": a.number, "provider": a.provider, "model": a.model,
+                "status_code": a.status_code, "error": a.error, "duration_ms": a.duration_ms,
+                "started_at": a.started_at,
+            }
+            for a in outcome.attempts
+        ] if len(outcome.attempts) > 1 else []
+        self._writer.submit(_CloseRequest(self, record, row, continuation, attempts), wait=False)
 
     def flush(self) -> None:
         """Return once every queued row is written (tests, shutdown)."""
@@ -313,13 +327,16 @@ class _OpenRequest(WorkItem):
 
 
 class _CloseRequest(WorkItem):
-    """Insert the response row (and the request row too, if its own write failed)."""
+    """Insert the response row and any attempt rows (and the request row, if its own write failed)."""
 
-    __slots__ = ("audit", "record", "row", "continuation")
+    __slots__ = ("audit", "record", "row", "continuation", "attempts")
 
-    def __init__(self, audit: AuditLog, record: RequestRecord, row: dict, continuation: dict | None) -> None:
+    def __init__(
+        self, audit: AuditLog, record: RequestRecord, row: dict, continuation: dict | None, attempts: list[dict]
+    ) -> None:
         super().__init__()
         self.audit, self.record, self.row, self.continuation = audit, record, row, continuation
+        self.attempts = attempts
 
     def apply(self, cursor: Any) -> None:
         record = self.record
@@ -328,6 +345,8 @@ class _CloseRequest(WorkItem):
             self.audit._touch_session(cursor, record)
             db_id = self.audit._insert_request(cursor, record)
         cursor.execute(self.audit._insert_response_sql, {**self.row, "request_id": db_id})
+        if self.attempts:
+            cursor.executemany(self.audit._insert_attempt_sql, [{**a, "request_id": db_id} for a in self.attempts])
         if self.continuation is not None:
             cursor.execute(self.audit._continue_session_sql, self.continuation)
 

@@ -12,21 +12,23 @@ from app.providers.base import Provider
 from app.providers.registry import ProviderRegistry
 
 log = logging.getLogger(__name__)
-CACHE_SECONDS = 30.0
+LIST_TIMEOUT_S = 5.0  # one slow upstream must not hold the whole list for its chat timeout
 
-_cache: dict[tuple[str, str], tuple[float, list[dict[str, Any]]]] = {}
+# Per provider object (a changed provider is a new object): when listed, and the models or the error.
+_cache: dict[str, tuple[Provider, float, list[dict[str, Any]] | UpstreamError]] = {}
 _lock = threading.Lock()
 
 
 def list_models(registry: ProviderRegistry, *, provider: str | None = None) -> list[dict[str, Any]]:
     """One provider's models (its errors raised), or all of them (a failing one skipped)."""
+    ttl = registry.models_cache_s
     if provider is not None:
         chosen = registry.get(provider)
-        return [_named(chosen, model) for model in _models(chosen)]
+        return [_named(chosen, model) for model in _models(chosen, ttl=ttl)]
     listed: list[dict[str, Any]] = []
     for each in registry.all():
         try:
-            models = _models(each)
+            models = _models(each, ttl=ttl)
         except UpstreamError as exc:
             log.warning("listing models of %s failed: %s", each.name, exc.message)
             continue
@@ -40,17 +42,23 @@ def _named(provider: Provider, model: dict[str, Any]) -> dict[str, Any]:
     return {**model, "id": f"{provider.name}/{model['id']}", "owned_by": model.get("owned_by", provider.name)}
 
 
-def _models(provider: Provider) -> list[dict[str, Any]]:
-    key = (provider.name, provider.base_url)
+def _models(provider: Provider, *, ttl: float) -> list[dict[str, Any]]:
+    """The provider's models; a failure is remembered as long as a success, then asked again."""
     now = time.monotonic()
     with _lock:
-        cached = _cache.get(key)
-    if cached and now - cached[0] < CACHE_SECONDS:
-        return cached[1]
-    models = provider.list_models()
-    with _lock:
-        _cache[key] = (now, models)
-    return models
+        cached = _cache.get(provider.name)
+    if cached and cached[0] is provider and now - cached[1] < ttl:
+        result = cached[2]
+    else:
+        try:
+            result = provider.list_models(timeout_s=LIST_TIMEOUT_S)
+        except UpstreamError as exc:
+            result = exc
+        with _lock:
+            _cache[provider.name] = (provider, now, result)
+    if isinstance(result, UpstreamError):
+        raise result.with_traceback(None)  # the cached error, without earlier raises' frames
+    return result
 
 
 def clear_cache() -> None:

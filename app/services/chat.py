@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from app.errors import GatewayError, UpstreamCut, UpstreamTimeout
 from app.providers.base import Completion, Conversation
-from app.providers.registry import ProviderRegistry, Route
+from app.providers.registry import ProviderSource, Route
 from app.services.audit import AuditLog, Outcome, RequestRecord
+from app.services.fallback import AttemptRecord, call_with_fallbacks, open_primed
 from app.services.sessions import first_user_message, session_key
 from app.services.streaming import StreamCapture, relay
 from app.services.tokens import estimate_prompt_tokens, estimate_text_tokens, message_text
@@ -25,6 +26,10 @@ class Exchange:
     payload: dict[str, Any]
     record: RequestRecord | None
     started: float
+    # Where to go when ``route`` fails, ``route`` first; and by when (time.monotonic).
+    routes: list[Route]
+    deadline: float
+    attempts: list[AttemptRecord] = field(default_factory=list)
     completion: Completion | None = None
     streaming: bool = False
 
@@ -41,16 +46,23 @@ class Exchange:
         return self.record.conversation if self.record else Conversation(session_id="")
 
 
+T = TypeVar("T")
+
+
 class ChatService:
-    def __init__(self, *, registry: ProviderRegistry, audit: AuditLog | None) -> None:
+    def __init__(self, *, registry: ProviderSource, audit: AuditLog | None, request_timeout_s: float = 120.0) -> None:
         self.registry = registry
         self.audit = audit
+        self.request_timeout_s = request_timeout_s
 
     def begin(
         self, *, body: dict[str, Any], raw_body: str, session_header: str | None, method: str, path: str
     ) -> Exchange:
         """Route the request and record it before anything is sent upstream."""
-        route = self.registry.route(body.get("model"))
+        registry = self.registry.snapshot()  # one view of the providers for the whole call
+        route = registry.route(body.get("model"))
+        routes = registry.fallback_routes(route)
+        deadline = time.monotonic() + self.request_timeout_s
         session_id = session_key(header=session_header, body=body)
 
         def build(conversation: Conversation) -> dict[str, Any]:
@@ -58,26 +70,32 @@ class ChatService:
 
         if self.audit is None:
             return Exchange(
-                route=route, body=body, record=None, started=time.perf_counter(),
-                payload=build(Conversation(session_id=session_id)),
+                route=route, routes=routes, deadline=deadline, body=body, record=None,
+                started=time.perf_counter(), payload=build(Conversation(session_id=session_id)),
             )
         record, payload = self.audit.open(
             session_id=session_id, first_user_message=first_user_message(body),
             openai_request=raw_body, provider=route.provider.name, model=route.model,
             stream=bool(body.get("stream")), method=method, path=path, build=build,
         )
-        return Exchange(route=route, body=body, payload=payload, record=record, started=record.started)
+        return Exchange(
+            route=route, routes=routes, deadline=deadline, body=body, payload=payload,
+            record=record, started=record.started,
+        )
 
     def complete(self, exchange: Exchange) -> Completion:
-        """A non-streaming answer; the after-request hook records it."""
-        exchange.completion = exchange.route.provider.complete(
-            exchange.payload, conversation=exchange.conversation
+        """A non-streaming answer, after retries and fallbacks; the after-request hook records it."""
+        exchange.completion = self._call(
+            exchange, lambda route, payload: route.provider.complete(payload, conversation=exchange.conversation)
         )
         return exchange.completion
 
     def stream(self, exchange: Exchange) -> Iterator[bytes]:
-        """Open the upstream stream (failing here if it fails before its first byte) and relay it."""
-        events = exchange.route.provider.open_stream(exchange.payload, conversation=exchange.conversation)
+        """Open the upstream stream (retrying while nothing was sent) and relay it."""
+        events = self._call(
+            exchange,
+            lambda route, payload: open_primed(route.provider, payload, conversation=exchange.conversation),
+        )
         exchange.streaming = True
         options = exchange.body.get("stream_options")
         return relay(
@@ -110,8 +128,22 @@ class ChatService:
                 error="The stream was closed before it started.",
             ))
 
+    def _call(self, exchange: Exchange, call: Callable[[Route, dict[str, Any]], T]) -> T:
+        def build(route: Route) -> dict[str, Any]:
+            return route.provider.build_request(exchange.body, model=route.model, conversation=exchange.conversation)
+
+        route, payload, result = call_with_fallbacks(
+            exchange.routes, first_payload=exchange.payload, build=build, call=call,
+            deadline=exchange.deadline, attempts=exchange.attempts,
+        )
+        exchange.route, exchange.payload = route, payload
+        return result
+
     def _finish(self, exchange: Exchange, outcome: Outcome) -> None:
         if self.audit is not None and exchange.record is not None:
+            attempts = exchange.attempts
+            outcome.provider = attempts[-1].provider if attempts else exchange.route.provider.name
+            outcome.attempts = attempts
             self.audit.close(exchange.record, outcome)
 
     def _completion_outcome(self, exchange: Exchange, completion: Completion, status_code: int) -> Outcome:

@@ -19,6 +19,7 @@ from llmock.testing import LLMockServer
 from app import migrate
 from app.config import PROJECT_ROOT
 from app.db import dispose_engines
+from tests.conftest import _empty_tables
 
 STARTUP_TIMEOUT_S = 30
 
@@ -96,7 +97,9 @@ def e2e_database_url(request: pytest.FixtureRequest, tmp_path_factory) -> Iterat
         dispose_engines()
         yield url
     else:
-        yield request.getfixturevalue("pg_url")
+        url = request.getfixturevalue("pg_url")
+        _empty_tables(url)  # providers are seeded from each gateway's environment
+        yield url
 
 
 @pytest.fixture(scope="module")

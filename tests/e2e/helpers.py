@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from app.db import get_engine
 from app.models import Request, Response
@@ -19,13 +19,15 @@ class Row:
 
 
 def rows_for_session(url: str, session_id: str, *, expect: int = 1, timeout_s: float = 10.0) -> list[Row]:
-    """The session's requests with their responses, once ``expect`` responses exist (or time runs out)."""
+    """The session's requests, responses and attempts, once ``expect`` responses exist (or time runs out)."""
     deadline = time.monotonic() + timeout_s
     while True:
         with Session(get_engine(url), expire_on_commit=False) as session:
+            # One statement, so the response and its attempts are seen from the same commit.
             requests = session.scalars(
                 sa.select(Request).where(Request.session_id == session_id).order_by(Request.id)
-            ).all()
+                .options(joinedload(Request.response), joinedload(Request.attempts))
+            ).unique().all()
             rows = [Row(request, request.response) for request in requests]
         done = sum(row.response is not None for row in rows) >= expect
         if done or time.monotonic() > deadline:

@@ -132,8 +132,14 @@ def test_streamed_tool_calls_are_relayed_and_assembled(sdk, e2e_database_url, se
 
 
 @pytest.mark.parametrize(("status", "error_class"), [(429, openai.RateLimitError), (500, openai.InternalServerError)])
-def test_upstream_http_errors_pass_through(sdk, e2e_database_url, session_id, upstream, status, error_class):
-    upstream.state.scenarios.add(Fail(status, message=f"scripted {status}"))
+def test_upstream_http_errors_pass_through_once_retrying_is_pointless(
+    sdk, e2e_database_url, session_id, upstream, status, error_class
+):
+    # 500: retried once, then passed through. 429 asking for 30 s (beyond the 2.5 s request
+    # timeout): not retried at all, passed through with its Retry-After.
+    upstream.state.scenarios.add(
+        Fail(status, message=f"scripted {status}", retry_after=30 if status == 429 else None, times=None)
+    )
     with pytest.raises(error_class) as caught:
         sdk.chat.completions.create(model=MODEL, messages=MESSAGES)
     assert caught.value.status_code == status
@@ -141,6 +147,15 @@ def test_upstream_http_errors_pass_through(sdk, e2e_database_url, session_id, up
     assert response.status == "error" and response.status_code == status
     assert f"scripted {status}" in response.error
     assert response.prompt_tokens is None
+    calls = sum(r.path.endswith("/chat/completions") for r in upstream.state.journal.records(wait=1))
+    if status == 429:
+        assert caught.value.response.headers["Retry-After"] == "30"
+        assert calls == 1 and request.attempts == []
+    else:
+        assert calls == 2
+        assert [(a.attempt, a.provider, a.status_code) for a in request.attempts] == [
+            (1, "lm-studio", 500), (2, "lm-studio", 500)
+        ]
 
 
 def test_upstream_timeout_is_504(sdk, e2e_database_url, session_id, upstream):

@@ -26,11 +26,16 @@ def test_fresh_sqlite_database_is_created_on_first_start(make_settings, tmp_path
 
 
 def test_database_behind_head_is_never_changed_silently(make_settings, database_url):
+    head = migrate.current_revision(database_url)
     with get_engine(database_url).begin() as connection:
         connection.execute(sa.text("UPDATE alembic_version SET version_num = '0000_older'"))
-    with pytest.raises(migrate.SchemaOutdated, match="alembic upgrade head"):
-        create_app(make_settings())
-    assert migrate.current_revision(database_url) == "0000_older"
+    try:
+        with pytest.raises(migrate.SchemaOutdated, match="alembic upgrade head"):
+            create_app(make_settings())
+        assert migrate.current_revision(database_url) == "0000_older"
+    finally:  # the PostgreSQL database is shared by the worker's later tests
+        with get_engine(database_url).begin() as connection:
+            connection.execute(sa.text("UPDATE alembic_version SET version_num = :head"), {"head": head})
 
 
 def test_foreign_database_is_refused(make_settings, tmp_path):
@@ -48,3 +53,26 @@ def test_upgrade_and_downgrade_round_trip(tmp_path):
     assert set(sa.inspect(get_engine(url)).get_table_names()) == {"alembic_version"}
     migrate.upgrade(url)
     assert {"sessions", "requests", "responses", "settings"} <= set(sa.inspect(get_engine(url)).get_table_names())
+
+
+def _shape(url: str) -> dict:
+    inspector = sa.inspect(get_engine(url))
+    shape = {}
+    for table in sorted(inspector.get_table_names()):
+        shape[table] = (
+            [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)],
+            sorted((i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in inspector.get_indexes(table)),
+            sorted(str(sorted(fk.items())) for fk in inspector.get_foreign_keys(table)),
+            sorted(str(sorted(ck.items())) for ck in inspector.get_check_constraints(table)),
+            sorted(tuple(u["column_names"]) for u in inspector.get_unique_constraints(table)),
+        )
+    return shape
+
+
+def test_downgrade_from_0002_restores_0001_exactly(tmp_path):
+    fresh, round_trip = (f"sqlite:///{tmp_path / name}" for name in ("fresh.db", "round.db"))
+    migrate.upgrade(fresh, "0001")
+    migrate.upgrade(round_trip)
+    migrate.downgrade(round_trip, "0001")
+    assert _shape(round_trip) == _shape(fresh)
+    assert {"providers", "attempts"}.isdisjoint(_shape(round_trip))

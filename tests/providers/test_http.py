@@ -33,6 +33,14 @@ def test_every_request_has_a_connect_and_read_timeout(timeout_s, expected):
         assert mocked.calls[0].request.req_kwargs["timeout"] == expected
 
 
+def test_one_call_may_have_a_shorter_timeout():
+    transport = HTTPTransport(name="up", base_url="http://up.test", timeout_s=120)
+    with responses.RequestsMock() as mocked:
+        mocked.get("http://up.test/models", json={"data": []})
+        transport.request("GET", "/models", timeout_s=3)
+        assert mocked.calls[0].request.req_kwargs["timeout"] == (3, 3)
+
+
 def test_sessions_ignore_proxies_from_the_environment():
     transport = HTTPTransport(name="up", base_url="http://up.test", timeout_s=1)
     assert transport.session.trust_env is False

@@ -126,3 +126,93 @@ def test_from_settings_openai_without_key_sends_no_authorization():
         upstream.get("http://local.test/v1/models", json={"data": []})
         reg.get("openai").list_models()
         assert "Authorization" not in upstream.calls[0].request.headers
+
+
+# from configuration rows ------------------------------------------------------------------
+
+
+def test_every_type_builds_from_a_config_with_its_key_from_the_environment():
+    from app.providers.base import ProviderConfig
+    from app.providers.qwen import QwenProvider
+    from app.providers.registry import PROVIDER_TYPES, build_provider
+
+    environ = {"UP_KEY": "sk-up", "QT": "tok", "QC": "a=b"}
+    built = {
+        kind: build_provider(
+            ProviderConfig(name=f"p-{kind}", type=kind, base_url="http://up.test/v1", api_key_env="UP_KEY",
+                           timeout_ms=2500, default_model="m"),
+            environ=environ, default_timeout_s=9,
+        )
+        for kind in PROVIDER_TYPES
+    }
+    assert {kind: type(p) for kind, p in built.items()} == {
+        "openai-compatible": OpenAICompatibleProvider, "lm-studio": LMStudioProvider,
+        "qwen": QwenProvider, "mock": MockProvider,
+    }
+    assert built["openai-compatible"].transport.timeout == (2.5, 2.5)
+    assert built["openai-compatible"]._headers == {"Authorization": "Bearer sk-up"}
+    assert built["mock"].base_url == "mock://local" and built["mock"].default_model == "m"
+    qwen = build_provider(
+        ProviderConfig(name="q", type="qwen", base_url="https://qwen.test", api_key_env="QT",
+                       options={"cookies_env": "QC"}),
+        environ=environ, default_timeout_s=9,
+    )
+    assert qwen._headers == {"bx-umidtoken": "tok", "Cookie": "a=b"}
+    assert qwen.transport.timeout == (9, 9)
+
+
+def test_a_missing_key_variable_means_no_authorization():
+    from app.providers.base import ProviderConfig
+    from app.providers.registry import build_provider
+
+    provider = build_provider(
+        ProviderConfig(name="o", type="openai-compatible", base_url="http://o.test", api_key_env="NOT_SET"),
+        environ={}, default_timeout_s=5,
+    )
+    assert provider._headers == {}
+
+
+def test_unknown_type_is_refused():
+    from app.providers.base import ProviderConfig
+    from app.providers.registry import build_provider
+
+    with pytest.raises(ValueError, match="unknown type 'gemini'"):
+        build_provider(ProviderConfig(name="g", type="gemini", base_url="http://g"), environ={}, default_timeout_s=1)
+
+
+def test_environment_seeds_qwen_when_its_token_or_url_is_set():
+    from app.providers.registry import configs_from_settings
+
+    names = [c.name for c in configs_from_settings(Settings.from_env(DB))]
+    assert names == ["lm-studio", "mock"]
+    configs = configs_from_settings(Settings.from_env({**DB, "QWEN_TOKEN": "t", "QWEN_MODEL": "qwen-plus"}))
+    qwen = next(c for c in configs if c.name == "qwen")
+    assert (qwen.type, qwen.base_url, qwen.api_key_env, qwen.default_model, dict(qwen.options)) == (
+        "qwen", "https://chat.qwen.ai", "QWEN_TOKEN", "qwen-plus", {"cookies_env": "QWEN_COOKIES"}
+    )
+    configs = configs_from_settings(Settings.from_env({**DB, "QWEN_BASE_URL": "http://qwen.local/"}))
+    assert next(c for c in configs if c.name == "qwen").base_url == "http://qwen.local"
+
+
+# fallbacks --------------------------------------------------------------------------------
+
+
+def test_fallback_routes_follow_the_setting_after_the_routed_one():
+    lm = LMStudioProvider(name="lm", base_url="http://lm.test", timeout_s=1, default_model="llama")
+    reg = ProviderRegistry([MockProvider(), openai(), lm], active="openai", fallbacks=["openai", "gone", "lm", "mock"])
+    routes = reg.fallback_routes(reg.route("gpt-4o"))
+    assert [(r.provider.name, r.model) for r in routes] == [
+        ("openai", "gpt-4o"), ("lm", "llama"), ("mock", "mock-chat")
+    ]
+
+
+def test_a_fallback_without_default_model_gets_the_requested_one():
+    reg = ProviderRegistry([MockProvider(), openai()], active="mock", fallbacks=["openai"])
+    routes = reg.fallback_routes(reg.route("mock/x"))
+    assert [(r.provider.name, r.model) for r in routes] == [("mock", "x"), ("openai", "x")]
+
+
+def test_no_fallbacks_is_just_the_route():
+    reg = registry()
+    route = reg.route("gpt")
+    assert reg.fallback_routes(route) == [route]

@@ -101,7 +101,8 @@ def test_v2_import_keeps_every_field(database_url: str, tmp_path: Path):
             "id": response["id"], "request_id": by_original_id[src["request_id"]]["id"],
             "provider_response": src["qwen_response"], "status": "error" if src["error"] else "ok",
             "status_code": None, "usage_estimated": False, "ttft_ms": None, "client_disconnected": False,
-            "legacy_source": "node-v2", "legacy_id": src["response_id"],
+            # The original never recorded which provider answered; the request row carries its provider.
+            "provider": None, "legacy_source": "node-v2", "legacy_id": src["response_id"],
         }
     assert_foreign_keys_hold(database_url)
 

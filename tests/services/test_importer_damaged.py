@@ -5,10 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import sqlalchemy as sa
 from legacy_dbs import V1_SCHEMA, assert_foreign_keys_hold, build_v2, counts, target_rows, v1_rows
 
-from app.db import get_engine
 from app.services.importer import import_database
 
 LOST_SESSION = f"{5:032x}"
@@ -42,64 +40,49 @@ def build_damaged_v2(path: Path) -> Path:
     return path
 
 
-def create_providers_table(url: str) -> sa.Table:
-    """Stands in for a later revision's providers table (the import copies by shared columns)."""
-    table = sa.Table(
-        "providers", sa.MetaData(),
-        sa.Column("id", sa.String(64), primary_key=True),
-        sa.Column("name", sa.String(64), nullable=False),
-        sa.Column("type", sa.String(32)),
-        sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
-        sa.Column("config", sa.JSON),
-    )
-    table.create(get_engine(url))
-    return table
-
-
 def test_lost_and_extra_rows_are_imported_with_placeholders(database_url: str, tmp_path: Path):
     original = build_damaged_v2(tmp_path / "damaged.db")
-    providers = create_providers_table(database_url)
-    try:
-        summary = import_database(path=original, database_url=database_url, batch_size=25)
+    summary = import_database(path=original, database_url=database_url, batch_size=25)
 
-        assert counts(database_url) == {"sessions": 40, "requests": 122, "responses": 118, "settings": 1}
-        assert summary.placeholders == 3
-        tables = summary.tables.items()
-        assert {name: (c.read, c.imported, c.duplicates, c.not_imported) for name, c in tables} == {
-            "sessions": (39, 39, 0, 0), "requests": (120, 120, 0, 0), "responses": (118, 118, 0, 0),
-            "settings": (1, 1, 0, 0), "provider_configs": (3, 0, 0, 3), "providers": (2, 2, 0, 0),
-        }
-        problems = "\n".join(summary.problems)
-        assert f"session '{LOST_SESSION}' not in the original" not in problems  # its requests recreated it
-        assert f"session {LOST_SESSION} not in the original; an empty one was recreated" in problems
-        assert "its request (id 9999) is missing in the original" in problems
-        assert "its request has another response; a copy of the request holds this one" in problems
-        assert "provider_configs: 3 rows not imported: this database has no provider_configs table" in (
-            summary.notes
-        )
-        assert "providers: columns created_at have no place here; not imported" in summary.notes
+    # settings: the original's active_provider, and the config_version the provider import bumped
+    assert counts(database_url) == {"sessions": 40, "requests": 122, "responses": 118, "settings": 2}
+    assert summary.placeholders == 3
+    tables = summary.tables.items()
+    assert {name: (c.read, c.imported, c.duplicates, c.not_imported) for name, c in tables} == {
+        "sessions": (39, 39, 0, 0), "requests": (120, 120, 0, 0), "responses": (118, 118, 0, 0),
+        "settings": (1, 1, 0, 0), "provider_configs": (3, 0, 0, 3), "providers": (2, 2, 0, 0),
+    }
+    problems = "\n".join(summary.problems)
+    assert f"session '{LOST_SESSION}' not in the original" not in problems  # its requests recreated it
+    assert f"session {LOST_SESSION} not in the original; an empty one was recreated" in problems
+    assert "its request (id 9999) is missing in the original" in problems
+    assert "its request has another response; a copy of the request holds this one" in problems
+    assert "provider_configs: 3 rows not imported: this database has no provider_configs table" in (
+        summary.notes
+    )
 
-        requests = {row["legacy_id"]: row for row in target_rows(database_url, "requests")}
-        copy = requests["00000000-0000-4000-8000-000000000000#response:second-response"]
-        first = requests["00000000-0000-4000-8000-000000000000"]
-        assert {**copy, "id": 0, "request_id": "", "legacy_id": ""} == {
-            **first, "id": 0, "request_id": "", "legacy_id": ""
-        }
-        assert requests["missing#response:orphan-response"]["provider"] == "unknown"
-        lost = next(row for row in target_rows(database_url, "sessions") if row["legacy_id"] == LOST_SESSION)
-        assert lost["retained"] and sum(row["session_id"] == lost["id"] for row in requests.values()) == 3
-        with get_engine(database_url).connect() as connection:
-            assert connection.execute(sa.select(providers).order_by(providers.c.id)).all() == [
-                ("lm-studio", "LM Studio", "lm-studio", True, {"base_url": "http://localhost:1234/v1"}),
-                ("qwen", "Qwen", "qwen", False, {"base_url": "https://chat.qwen.ai"}),
-            ]
-        assert_foreign_keys_hold(database_url)
+    requests = {row["legacy_id"]: row for row in target_rows(database_url, "requests")}
+    copy = requests["00000000-0000-4000-8000-000000000000#response:second-response"]
+    first = requests["00000000-0000-4000-8000-000000000000"]
+    assert {**copy, "id": 0, "request_id": "", "legacy_id": ""} == {
+        **first, "id": 0, "request_id": "", "legacy_id": ""
+    }
+    assert requests["missing#response:orphan-response"]["provider"] == "unknown"
+    lost = next(row for row in target_rows(database_url, "sessions") if row["legacy_id"] == LOST_SESSION)
+    assert lost["retained"] and sum(row["session_id"] == lost["id"] for row in requests.values()) == 3
+    providers = {row["name"]: row for row in target_rows(database_url, "providers")}
+    assert {name: (row["type"], row["base_url"], row["enabled"], row["api_key_env"])
+            for name, row in providers.items()} == {
+        "lm-studio": ("lm-studio", "http://localhost:1234/v1", True, None),
+        "qwen": ("qwen", "https://chat.qwen.ai", False, "QWEN_TOKEN"),
+    }
+    assert providers["lm-studio"]["created_at"] == 1761869000 * 1000
+    assert_foreign_keys_hold(database_url)
 
-        again = import_database(path=original, database_url=database_url, batch_size=25)
-        assert again.total.imported == 0 and again.placeholders == 0
-        assert counts(database_url) == {"sessions": 40, "requests": 122, "responses": 118, "settings": 1}
-    finally:
-        providers.drop(get_engine(database_url))
+    again = import_database(path=original, database_url=database_url, batch_size=25)
+    assert again.total.imported == 0 and again.placeholders == 0
+    assert counts(database_url) == {"sessions": 40, "requests": 122, "responses": 118, "settings": 2}
+    assert again.tables["providers"].duplicates == 2
 
 
 def test_a_file_with_both_schemas_imports_both(database_url: str, tmp_path: Path):

@@ -9,12 +9,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from app.models import Setting
+from app.models.providers import ProviderRow
+from app.providers.registry import PROVIDER_TYPES
+from app.services.config_store import bump_version
 from app.services.legacy.report import ImportSummary
 from app.services.legacy.rows import flag, integer, millis, string, text
 from app.services.legacy.source import LegacySource
 from app.services.legacy.target import Target
 
 SETTINGS = Setting.__table__
+PROVIDERS = ProviderRow.__table__
 
 
 def import_settings(*, source: LegacySource, target: Target, summary: ImportSummary) -> None:
@@ -51,6 +55,9 @@ def import_other_tables(*, source: LegacySource, target: Target, summary: Import
         counts = summary.table(name)
         rows = source.all_rows(name)
         counts.read += len(rows)
+        if name == "providers" and "config" in source.columns[name]:
+            _import_v3_providers(rows, target=target, summary=summary)
+            continue
         with target.batch() as connection:
             table, reason = _destination(connection, name, source.columns[name])
             if table is None:
@@ -77,6 +84,49 @@ def import_other_tables(*, source: LegacySource, target: Target, summary: Import
                     f"column {column} not imported" for column in dropped if src.get(column) is not None
                 ])
             target.insert_typed(connection, table, fresh)
+
+
+def _import_v3_providers(rows: list[dict[str, Any]], *, target: Target, summary: ImportSummary) -> None:
+    """v3 kept ``(id, name, type, enabled, config JSON)``; ours keeps the base URL in a column.
+
+    Providers this database already has keep their configuration (counted as duplicates); keys
+    are never imported (ours name the environment variable that holds one).
+    """
+    counts = summary.table("providers")
+    with target.batch() as connection:
+        present = set() if connection is None else set(connection.scalars(sa.select(PROVIDERS.c.name)))
+        fresh = []
+        for src in rows:
+            problems: list[str] = []
+            name = string(src.get("id") or src.get("name"), name="id", problems=problems, size=64)
+            config = src.get("config")
+            try:
+                config = json.loads(config) if isinstance(config, str) else (config or {})
+            except ValueError:
+                config, problems = {}, [*problems, "config is not valid JSON"]
+            base_url = config.get("base_url") or config.get("baseUrl") if isinstance(config, dict) else None
+            if not name or not base_url:
+                counts.not_imported += 1
+                summary.notes.append(f"providers: {name or '(no id)'} has no base_url; not imported")
+                continue
+            if name in present:
+                counts.duplicates += 1
+                continue
+            present.add(name)
+            kind = src.get("type") if src.get("type") in PROVIDER_TYPES else "openai-compatible"
+            created = millis(src.get("created_at"), name="created_at", problems=problems, seconds=True)
+            fresh.append({
+                "name": name, "type": kind, "base_url": str(base_url),
+                "api_key_env": "QWEN_TOKEN" if kind == "qwen" else None,
+                "default_model": config.get("model") or config.get("default_model"),
+                "timeout_ms": None, "enabled": flag(src.get("enabled", 1)),
+                "options": {"cookies_env": "QWEN_COOKIES"} if kind == "qwen" else None,
+                "created_at": created, "updated_at": created,
+            })
+            summary.imported("providers", legacy_id=name, problems=problems)
+        if fresh and connection is not None and not target.dry_run:
+            target.insert_typed(connection, PROVIDERS, fresh)
+            bump_version(connection)  # running gateways pick the new providers up within a second
 
 
 def _destination(
