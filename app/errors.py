@@ -17,6 +17,7 @@ class GatewayError(Exception):
     status = 500
     type = "api_error"
     code = "internal_error"
+    headers: dict[str, str] = {}
 
     def __init__(
         self,
@@ -54,6 +55,13 @@ class Unauthorized(GatewayError):
     status = 401
     type = "authentication_error"
     code = "invalid_api_key"
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class Forbidden(GatewayError):
+    status = 403
+    type = "permission_error"
+    code = "forbidden"
 
 
 class Conflict(GatewayError):
@@ -108,12 +116,14 @@ def error_body(
 def error_response(error: GatewayError) -> Response:
     response = jsonify(error.body())
     response.status_code = error.status
+    response.headers.update(error.headers)
     return response
 
 
 _HTTP_CODES = {
     400: ("invalid_request_error", "bad_request"),
     401: ("authentication_error", "invalid_api_key"),
+    403: ("permission_error", "forbidden"),
     404: ("invalid_request_error", "not_found"),
     405: ("invalid_request_error", "method_not_allowed"),
     413: ("invalid_request_error", "request_too_large"),
