@@ -3,6 +3,7 @@
 from app.models.base import Base, JSONText, now_ms
 from app.models.history import RESPONSE_STATUSES, ChatSession, Request, Response
 from app.models.settings import Setting
+from app.models.usage import UsageRollup, UsageRollupDay, UsageRollupLatency
 
 __all__ = [
     "RESPONSE_STATUSES",
@@ -12,5 +13,8 @@ __all__ = [
     "Request",
     "Response",
     "Setting",
+    "UsageRollup",
+    "UsageRollupDay",
+    "UsageRollupLatency",
     "now_ms",
 ]

@@ -37,6 +37,8 @@ class Request(Base):
     __table_args__ = (
         sa.Index("ix_requests_model_timestamp", "model", "timestamp"),
         sa.Index("ix_requests_provider_timestamp", "provider", "timestamp"),
+        # Covers the join from responses in usage statistics (no row fetch per response).
+        sa.Index("ix_requests_id_dimensions", "id", "provider", "model", "stream"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -68,6 +70,13 @@ class Response(Base):
         sa.CheckConstraint(
             "status IN ('ok', 'error', 'incomplete')", name="status_known"
         ),
+        # Covers usage statistics over a time range: aggregates read the index, not the bodies.
+        sa.Index(
+            "ix_responses_timestamp_usage", "timestamp", "status", "duration_ms", "ttft_ms",
+            "prompt_tokens", "completion_tokens", "total_tokens", "usage_estimated", "request_id",
+        ),
+        # Covers response filters on request lists (status, finish_reason, min_duration_ms).
+        sa.Index("ix_responses_request_id_outcome", "request_id", "status", "finish_reason", "duration_ms"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -78,7 +87,7 @@ class Response(Base):
         sa.ForeignKey("sessions.id", ondelete="CASCADE"), index=True
     )
     response_id: Mapped[str] = mapped_column(sa.String(36), unique=True)
-    timestamp: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms, index=True)
+    timestamp: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms)
     provider_response: Mapped[dict | None] = mapped_column(JSONText)
     openai_response: Mapped[dict | None] = mapped_column(JSONText)
     parent_id: Mapped[str | None] = mapped_column(sa.String(128))
