@@ -1,0 +1,137 @@
+"""Daily usage rollups: computed in SQL once a UTC day is over, checked before each use.
+
+A report reads whole past days from the rollups and computes only the edges live. Before
+that, ``ensure`` rolls up the days not done yet and compares the number of responses the
+rollups cover with the live count (one index range count): if history changed behind them
+(an import, a purge), the days that differ are recomputed. Deletions made through
+``app.services.history`` also ``invalidate`` their days at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.models import Request, Response, now_ms
+from app.models.usage import LATENCY_KINDS, UsageRollup, UsageRollupDay, UsageRollupLatency
+from app.services.usage_sql import DAY_MS, bucket, const
+
+log = logging.getLogger(__name__)
+
+# A day is rolled up only this long after it ends: rows still being committed, clock skew.
+SETTLE_MS = 5 * 60_000
+_TABLES = (UsageRollup, UsageRollupLatency, UsageRollupDay)
+
+
+def day_of(timestamp_ms: int) -> int:
+    return timestamp_ms // DAY_MS * DAY_MS
+
+
+def closed_days(lo: int, hi: int, *, now: int) -> tuple[int, int]:
+    """``[first, end)``: the whole days inside ``[lo, hi]`` (inclusive ms) that are over."""
+    first = -(-lo // DAY_MS) * DAY_MS
+    end = min((hi + 1) // DAY_MS * DAY_MS, day_of(now - SETTLE_MS))
+    return first, max(first, end)
+
+
+def ensure(engine: Engine, first_day: int, end_day: int) -> None:
+    """Make the rollups of the days in ``[first_day, end_day)`` complete and current."""
+    if end_day <= first_day:
+        return
+    days = range(first_day, end_day, DAY_MS)
+    with engine.connect() as connection:
+        done = dict(connection.execute(
+            sa.select(UsageRollupDay.day, UsageRollupDay.responses)
+            .where(UsageRollupDay.day >= first_day, UsageRollupDay.day < end_day)
+        ).all())
+        live = connection.scalar(_count_between(first_day, end_day))
+    missing = [day for day in days if day not in done]
+    for day in missing:
+        done[day] = _roll_up(engine, day)
+    if sum(done.values()) == live:
+        return
+    # History changed under days already rolled up: find which, and redo them.
+    with engine.connect() as connection:
+        key = (Response.timestamp // const(DAY_MS)) * const(DAY_MS)
+        counts = dict(connection.execute(
+            sa.select(key, sa.func.count())
+            .where(Response.timestamp >= first_day, Response.timestamp < end_day).group_by(key)
+        ).all())
+    for day in days:
+        if counts.get(day, 0) != done.get(day):
+            log.info("usage rollup of day %s is stale: recomputing it", day)
+            _roll_up(engine, day)
+
+
+def invalidate(db: Session, days: Iterable[int]) -> None:
+    """Drop the rollups of these days (in the caller's transaction); the next report redoes them."""
+    days = sorted(set(days))
+    if days:
+        for table in _TABLES:
+            db.execute(sa.delete(table).where(table.day.in_(days)))
+
+
+def _count_between(first: int, end: int) -> sa.Select:
+    return sa.select(sa.func.count()).select_from(Response).where(
+        Response.timestamp >= first, Response.timestamp < end
+    )
+
+
+def _roll_up(engine: Engine, day: int) -> int:
+    """Recompute one day in its own short transaction; return how many responses it covers."""
+    try:
+        with engine.begin() as connection:
+            return _write_day(connection, day)
+    except IntegrityError:
+        # Another worker rolled the same day up at the same moment: its rows are as good.
+        log.debug("usage rollup of day %s written concurrently", day)
+        with engine.connect() as connection:
+            return connection.scalar(
+                sa.select(UsageRollupDay.responses).where(UsageRollupDay.day == day)
+            ) or 0
+
+
+def _write_day(connection: Connection, day: int) -> int:
+    for table in _TABLES:
+        connection.execute(sa.delete(table).where(table.day == day))
+    in_day = (Response.timestamp >= day, Response.timestamp < day + DAY_MS)
+    dims = (Request.provider, Request.model, Request.stream)
+    joined = sa.select(const(day), *dims).select_from(Response).join(
+        Request, Request.id == Response.request_id
+    )
+
+    def count_if(condition: sa.ColumnElement) -> sa.ColumnElement:
+        return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+    def total(column: sa.ColumnElement) -> sa.ColumnElement:
+        return sa.func.coalesce(sa.func.sum(column), 0)
+
+    connection.execute(sa.insert(UsageRollup).from_select(
+        ["day", "provider", "model", "stream", "requests", "errors", "incomplete", "prompt_tokens",
+         "completion_tokens", "total_tokens", "usage_estimated"],
+        joined.add_columns(
+            sa.func.count(), count_if(Response.status == "error"),
+            count_if(Response.status == "incomplete"), total(Response.prompt_tokens),
+            total(Response.completion_tokens), total(Response.total_tokens),
+            count_if(Response.usage_estimated.is_(True)),
+        ).where(*in_day).group_by(*dims),
+    ))
+    for kind in LATENCY_KINDS:
+        value = Response.duration_ms if kind == "duration" else Response.ttft_ms
+        slot = bucket(value)
+        connection.execute(sa.insert(UsageRollupLatency).from_select(
+            ["day", "provider", "model", "stream", "kind", "bucket", "count"],
+            joined.add_columns(sa.literal(kind), slot, sa.func.count())
+            .where(*in_day, value.is_not(None)).group_by(*dims, slot),
+        ))
+    # Counted from the rows just written: the same snapshot as the rollup itself.
+    responses = connection.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(UsageRollup.requests), 0)).where(UsageRollup.day == day)
+    )
+    connection.execute(sa.insert(UsageRollupDay).values(day=day, responses=responses, computed_at=now_ms()))
+    return int(responses)
