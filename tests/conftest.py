@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -41,7 +42,9 @@ def pg_url(worker_id: str) -> Iterator[str]:
         if IN_CI:
             pytest.fail(f"{reason} (CI=true: PostgreSQL tests must run)")
         pytest.skip(f"{reason}; set TEST_DATABASE_URL to run the PostgreSQL tests")
-    name = f"provider_router_test_{worker_id}"
+    # Several checkouts (git worktrees) may run their suites on one server at once.
+    checkout = hashlib.sha1(os.path.dirname(os.path.abspath(__file__)).encode()).hexdigest()[:8]
+    name = f"provider_router_test_{checkout}_{worker_id}"
     admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
