@@ -33,14 +33,14 @@ def list_requests(args):
     return history.list_requests(db(), filters=args["filters"], page=args["page"], bodies=args["bodies"])
 
 
-@blp.route("/requests/<id>", methods=["GET"], errors=(400, 404))
+@blp.route("/requests/<record_id:id>", methods=["GET"], errors=(400, 404))
 @blp.response(200, RequestSchema)
 def get_request(id: str):
     """A request by integer id or UUID, with its bodies."""
     return history.get_request(db(), record_id(id))
 
 
-@blp.route("/requests/<id>", methods=["DELETE"], errors=(400, 404))
+@blp.route("/requests/<record_id:id>", methods=["DELETE"], errors=(400, 404))
 @blp.response(200, RequestDeletedSchema)
 def delete_request(id: str):
     """Delete a request and its response."""
@@ -49,7 +49,7 @@ def delete_request(id: str):
     return deleted
 
 
-@blp.route("/requests/<id>/response", methods=["GET"], errors=(400, 404))
+@blp.route("/requests/<record_id:id>/response", methods=["GET"], errors=(400, 404))
 @blp.response(200, ResponseSchema)
 def get_request_response(id: str):
     """The response to a request."""
@@ -64,7 +64,7 @@ def list_responses(args):
     return history.list_responses(db(), filters=args["filters"], page=args["page"], bodies=args["bodies"])
 
 
-@blp.route("/responses/<id>", methods=["GET"], errors=(400, 404))
+@blp.route("/responses/<record_id:id>", methods=["GET"], errors=(400, 404))
 @blp.response(200, ResponseSchema)
 def get_response(id: str):
     """A response by integer id or UUID."""

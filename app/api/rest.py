@@ -19,17 +19,39 @@ from marshmallow import RAISE, Schema, ValidationError
 from sqlalchemy.orm import Session
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.routing import BaseConverter
 
 from app.db import get_engine
 from app.errors import Forbidden, InvalidRequest, Unauthorized
 from app.extensions import gateway
-from app.schemas.common import ErrorSchema, error_code
+from app.schemas.common import PRINTABLE_PATTERN, ErrorSchema, error_code
+from app.services.history import RECORD_ID_PATTERN
+from app.services.sessions import MAX_SESSION_ID
 
 log = logging.getLogger(__name__)
 
 LOOPBACK = ("127.0.0.1", "::1")
 MAX_BODY_BYTES = 64 * 1024  # the history endpoints take no body
 SECURITY_SCHEME = "adminKey"
+
+
+class SessionIdConverter(BaseConverter):
+    """A session id: may hold slashes (ids come from clients), but not end in /stats or /requests."""
+
+    regex = r"[^/](?:[^/]|/(?!(?:stats|requests)$))*"
+    part_isolating = False
+
+
+class RecordIdConverter(BaseConverter):
+    """A request or response id: the integer id or the UUID (checked in the view, for a 400)."""
+
+
+def _session_id_doc(_converter: BaseConverter) -> dict[str, Any]:
+    return {"type": "string", "minLength": 1, "maxLength": MAX_SESSION_ID, "pattern": PRINTABLE_PATTERN}
+
+
+def _record_id_doc(_converter: BaseConverter) -> dict[str, Any]:
+    return {"type": "string", "pattern": f"^{RECORD_ID_PATTERN}$", "description": "An integer id or a UUID."}
 
 
 class HistoryApi(Api):
@@ -128,7 +150,10 @@ def create_api(app: Flask) -> HistoryApi:
         OPENAPI_SWAGGER_UI_PATH="docs",
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
     )
+    app.url_map.converters.update(session_id=SessionIdConverter, record_id=RecordIdConverter)
     api = HistoryApi(app)
+    api.register_converter(SessionIdConverter, _session_id_doc)
+    api.register_converter(RecordIdConverter, _record_id_doc)
     api.spec.components.security_scheme(
         SECURITY_SCHEME,
         {"type": "http", "scheme": "bearer",

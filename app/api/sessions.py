@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from app.api.rest import HistoryBlueprint, db
 from app.errors import InvalidRequest
 from app.models import now_ms
@@ -17,14 +19,16 @@ from app.schemas.history import (
 from app.services import history
 from app.services.sessions import MAX_SESSION_ID
 
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 blp = HistoryBlueprint("sessions", __name__, url_prefix="/v1", description="Conversations.")
 
 
 def session_key(session_id: str) -> str:
     """The session id of a path, checked before it goes near the database."""
-    if not 1 <= len(session_id) <= MAX_SESSION_ID or not session_id.isprintable():
+    if not 1 <= len(session_id) <= MAX_SESSION_ID or CONTROL_CHARACTERS.search(session_id):
         raise InvalidRequest(
-            f"A session id is 1 to {MAX_SESSION_ID} printable characters.", param="id", code="invalid_id"
+            f"A session id is 1 to {MAX_SESSION_ID} characters, none of them control characters.",
+            param="id", code="invalid_id",
         )
     return session_id
 
@@ -50,14 +54,14 @@ def purge_sessions():
     return result
 
 
-@blp.route("/sessions/<path:session_id>", methods=["GET"], errors=(400, 404))
+@blp.route("/sessions/<session_id:session_id>", methods=["GET"], errors=(400, 404))
 @blp.response(200, SessionDetailSchema)
 def get_session(session_id: str):
     """A session, with how many requests it holds."""
     return history.get_session(db(), session_key(session_id))
 
 
-@blp.route("/sessions/<path:session_id>", methods=["DELETE"], errors=(400, 404))
+@blp.route("/sessions/<session_id:session_id>", methods=["DELETE"], errors=(400, 404))
 @blp.response(200, SessionDeletedSchema)
 def delete_session(session_id: str):
     """Delete a session and all its requests and responses."""
@@ -66,7 +70,7 @@ def delete_session(session_id: str):
     return {"deleted": True, "session_id": session_id}
 
 
-@blp.route("/sessions/<path:session_id>/requests", methods=["GET"], errors=(400, 404))
+@blp.route("/sessions/<session_id:session_id>/requests", methods=["GET"], errors=(400, 404))
 @blp.query(ConversationArgs)
 @blp.response(200, ConversationSchema)
 def get_conversation(args, session_id: str):

@@ -17,7 +17,7 @@ from app.services import stats
 blp = HistoryBlueprint("stats", __name__, url_prefix="/v1", description="Usage statistics.")
 
 
-@blp.route("/sessions/<path:session_id>/stats", methods=["GET"], errors=(400, 404))
+@blp.route("/sessions/<session_id:session_id>/stats", methods=["GET"], errors=(400, 404))
 @blp.response(200, SessionStatsSchema)
 def session_stats(session_id: str):
     """Token usage and timings of one session."""

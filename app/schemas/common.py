@@ -6,6 +6,7 @@ that parameter is invalid (``invalid_<name>`` otherwise).
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,13 +16,15 @@ from app.services.paging import MAX_LIMIT, Cursor, PageRequest
 
 # Ids, durations and offsets stay within a signed 32/64-bit column, whatever the client sends.
 MAX_INT32 = 2**31 - 1
-MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+MAX_TIMESTAMP_MS = 99_999_999_999_999  # what 14 digits hold: year 5138
 DATE_PATTERN = (
-    r"^([0-9]{1,15}|[0-9]{4}-[0-9]{2}-[0-9]{2}"
-    r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?)$"
+    r"^([0-9]{1,14}|[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?"
+    r"(Z|[+-]([01][0-9]|2[0-3]):?[0-5][0-9])?)?)$"
 )
 # No control characters: NUL cannot even be sent to PostgreSQL as text.
 PRINTABLE_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+INTEGER_PATTERN = re.compile(r"-?[0-9]{1,19}")
 
 
 class ErrorDetailSchema(Schema):
@@ -54,8 +57,43 @@ class FilterText(fields.String):
         )
 
 
-class Timestamp(fields.String):
-    """A point in time as milliseconds since the epoch or ISO 8601 (UTC unless an offset is given)."""
+class Integer(fields.Integer):
+    """An integer written in ASCII digits, as OpenAPI means it (no "+5", " 5" or other scripts)."""
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, str) and not INTEGER_PATTERN.fullmatch(value):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
+class Boolean(fields.Boolean):
+    """``true`` or ``false``, exactly."""
+
+    truthy = {"true", True}
+    falsy = {"false", False}
+
+
+class ParsedText(fields.String):
+    """Text parsed into something else: the validators (also what the docs show) check the text."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        super()._validate(text)
+        return self.parse(text)
+
+    def _validate(self, value: Any) -> None:
+        """Already done on the text."""
+
+    def parse(self, text: str) -> Any:
+        raise NotImplementedError
+
+
+class Timestamp(ParsedText):
+    """A point in time as milliseconds since the epoch or ISO 8601 (UTC unless an offset is given).
+
+    The pattern documents (and enforces) the form; the few dates it lets through that do not
+    exist (February 30th) are refused when parsed.
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("metadata", {})
@@ -66,9 +104,7 @@ class Timestamp(fields.String):
         }
         super().__init__(validate=validate.Regexp(DATE_PATTERN), **kwargs)
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        self._validate(text)  # the pattern first: int() and fromisoformat() accept more
+    def parse(self, text: str) -> int:
         if text.isdigit():
             millis = int(text)
         else:
@@ -79,16 +115,12 @@ class Timestamp(fields.String):
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
             millis = int(moment.timestamp() * 1000)
-        if not 0 <= millis <= MAX_TIMESTAMP_MS:
-            raise ValidationError("Must be between 1970 and 9999.")
+        if millis > MAX_TIMESTAMP_MS:
+            raise ValidationError("Too far in the future.")
         return millis
 
-    def _validate(self, value: Any) -> None:
-        if isinstance(value, str):
-            super()._validate(value)
 
-
-class CursorField(fields.String):
+class CursorField(ParsedText):
     """An opaque keyset cursor, as a list's ``next_cursor`` gave it."""
 
     def __init__(self, *, kind: str, **kwargs: Any) -> None:
@@ -99,8 +131,7 @@ class CursorField(fields.String):
             **kwargs,
         )
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Cursor:
-        text = super()._deserialize(value, attr, data, **kwargs)
+    def parse(self, text: str) -> Cursor:
         try:
             return Cursor.decode(text, kind=self.kind)
         except ValueError:
@@ -112,11 +143,11 @@ class PageArgsSchema(Schema):
 
     default_order = "desc"
 
-    limit = fields.Integer(
+    limit = Integer(
         load_default=50, validate=validate.Range(min=1, max=MAX_LIMIT),
         metadata={"error_code": "invalid_limit"},
     )
-    offset = fields.Integer(
+    offset = Integer(
         load_default=0, validate=validate.Range(min=0, max=MAX_INT32),
         metadata={"error_code": "invalid_offset"},
     )
@@ -157,8 +188,8 @@ class ListSchema(Schema):
     object = fields.Constant("list", dump_only=True)
     data = fields.List(fields.Raw(), required=True)  # declared here to come second
     total = fields.Integer(required=True)
-    limit = fields.Integer(required=True)
-    offset = fields.Integer(required=True)
+    limit = Integer(required=True)
+    offset = Integer(required=True)
     has_more = fields.Boolean(required=True)
     next_cursor = fields.Function(
         lambda page: page.next_cursor.encode() if page.next_cursor else None,

@@ -10,13 +10,16 @@ from marshmallow import Schema, ValidationError, fields, missing, pre_dump, vali
 from app.models import RESPONSE_STATUSES
 from app.schemas.common import (
     MAX_INT32,
+    Boolean,
     CursorField,
     DateRangeMixin,
     FilterText,
+    Integer,
     ListSchema,
     PageArgsSchema,
+    ParsedText,
 )
-from app.services.history import Filters, SessionDetail, parse_record_id
+from app.services.history import RECORD_ID_PATTERN, Filters, SessionDetail, parse_record_id
 from app.services.paging import PageRequest
 
 # Query arguments
@@ -31,18 +34,17 @@ class ConversationArgs(PageArgsSchema):
     after = CursorField(kind="conversation")
 
 
-class RecordIdField(fields.String):
+class RecordIdField(ParsedText):
     """An integer id or a UUID."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
-            validate=validate.Length(min=1, max=64),
+            validate=validate.Regexp(f"^{RECORD_ID_PATTERN}$"),
             metadata={"error_code": "invalid_id", "description": "An integer id or a UUID."},
             **kwargs,
         )
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int | str:
-        text = super()._deserialize(value, attr, data, **kwargs)
+    def parse(self, text: str) -> int | str:
         try:
             return parse_record_id(text)
         except ValueError:
@@ -53,13 +55,13 @@ class _FilterArgs(PageArgsSchema, DateRangeMixin):
     session_id = FilterText()
     model = FilterText()
     provider = FilterText()
-    stream = fields.Boolean()
+    stream = Boolean()
     status = fields.String(validate=validate.OneOf(RESPONSE_STATUSES))
     finish_reason = FilterText()
-    min_duration_ms = fields.Integer(
+    min_duration_ms = Integer(
         validate=validate.Range(min=0, max=MAX_INT32), metadata={"error_code": "invalid_min_duration"}
     )
-    include_bodies = fields.Boolean(
+    include_bodies = Boolean(
         load_default=False, metadata={"description": "Include the JSON bodies in each row."}
     )
 
@@ -76,7 +78,7 @@ class RequestListArgs(_FilterArgs):
 class ResponseListArgs(_FilterArgs):
     after = CursorField(kind="responses")
     request_id = RecordIdField()
-    has_error = fields.Boolean(metadata={"description": "true: status is error or incomplete."})
+    has_error = Boolean(metadata={"description": "true: status is error or incomplete."})
 
 
 # Records

@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, fields, post_load, validate
 
-from app.schemas.common import DateRangeMixin, FilterText
+from app.schemas.common import Boolean, DateRangeMixin, FilterText, Integer
 from app.services.stats import GROUPINGS
 from app.services.usage_sql import UsageFilters
 
@@ -19,9 +19,9 @@ class UsageArgs(DateRangeMixin):
     group_by = fields.String(validate=validate.OneOf(GROUPINGS))
     model = FilterText()
     provider = FilterText()
-    stream = fields.Boolean()
+    stream = Boolean()
     session_id = FilterText()
-    limit = fields.Integer(
+    limit = Integer(
         load_default=100, validate=validate.Range(min=1, max=1000),
         metadata={"error_code": "invalid_limit", "description": "At most this many groups."},
     )

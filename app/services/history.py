@@ -6,7 +6,7 @@ Plain functions on an ORM session, shared by the REST API and the CLI. They rais
 
 from __future__ import annotations
 
-import uuid
+import re
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -19,7 +19,8 @@ from app.services.paging import Page, PageRequest, fetch_page
 from app.services.usage_sql import DAY_MS, const
 
 RecordId = int | str  # the integer id, or the record's UUID
-_MAX_ID = 2**63 - 1
+RECORD_ID_PATTERN = r"([1-9][0-9]{0,17}|[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})"
+_RECORD_ID = re.compile(RECORD_ID_PATTERN)
 _SUMMARY = (
     Response.id, Response.request_id, Response.response_id, Response.status, Response.finish_reason,
     Response.total_tokens, Response.duration_ms, Response.error,
@@ -64,13 +65,10 @@ class PurgeResult:
 
 
 def parse_record_id(text: str) -> RecordId:
-    """An integer id or a UUID (normalised); ValueError for anything else."""
-    if text.isascii() and text.isdigit():
-        value = int(text)
-        if 1 <= value <= _MAX_ID:
-            return value
-        raise ValueError("id out of range")
-    return str(uuid.UUID(text))
+    """An integer id (1 to 18 digits) or a UUID in its usual form (lower-cased); ValueError otherwise."""
+    if not _RECORD_ID.fullmatch(text):
+        raise ValueError("not an integer id or a UUID")
+    return int(text) if text.isdigit() else text.lower()
 
 
 # Sessions

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 # A day is rolled up only this long after it ends: rows still being committed, clock skew.
 SETTLE_MS = 5 * 60_000
+MAX_RUN_DAYS = 31  # days rolled up in one transaction (SQLite writers wait meanwhile)
 _TABLES = (UsageRollup, UsageRollupLatency, UsageRollupDay)
 
 
@@ -50,22 +51,32 @@ def ensure(engine: Engine, first_day: int, end_day: int) -> None:
             .where(UsageRollupDay.day >= first_day, UsageRollupDay.day < end_day)
         ).all())
         live = connection.scalar(_count_between(first_day, end_day))
-    missing = [day for day in days if day not in done]
-    for day in missing:
-        done[day] = _roll_up(engine, day)
+    for start, end in _runs([day for day in days if day not in done]):
+        done.update(_roll_up(engine, start, end))
     if sum(done.values()) == live:
         return
     # History changed under days already rolled up: find which, and redo them.
     with engine.connect() as connection:
-        key = (Response.timestamp // const(DAY_MS)) * const(DAY_MS)
+        key = _day(Response.timestamp)
         counts = dict(connection.execute(
             sa.select(key, sa.func.count())
             .where(Response.timestamp >= first_day, Response.timestamp < end_day).group_by(key)
         ).all())
-    for day in days:
-        if counts.get(day, 0) != done.get(day):
-            log.info("usage rollup of day %s is stale: recomputing it", day)
-            _roll_up(engine, day)
+    stale = [day for day in days if counts.get(day, 0) != done.get(day)]
+    log.info("usage rollups of %d day(s) no longer match the history: recomputing them", len(stale))
+    for start, end in _runs(stale):
+        _roll_up(engine, start, end)
+
+
+def _runs(days: list[int]) -> list[tuple[int, int]]:
+    """Consecutive days as ``[start, end)`` runs of at most MAX_RUN_DAYS (one transaction each)."""
+    runs: list[tuple[int, int]] = []
+    for day in sorted(days):
+        if runs and runs[-1][1] == day and day - runs[-1][0] < MAX_RUN_DAYS * DAY_MS:
+            runs[-1] = (runs[-1][0], day + DAY_MS)
+        else:
+            runs.append((day, day + DAY_MS))
+    return runs
 
 
 def invalidate(db: Session, days: Iterable[int]) -> None:
@@ -82,27 +93,33 @@ def _count_between(first: int, end: int) -> sa.Select:
     )
 
 
-def _roll_up(engine: Engine, day: int) -> int:
-    """Recompute one day in its own short transaction; return how many responses it covers."""
+def _day(column: sa.ColumnElement) -> sa.ColumnElement:
+    return (column // const(DAY_MS)) * const(DAY_MS)
+
+
+def _roll_up(engine: Engine, start: int, end: int) -> dict[int, int]:
+    """Recompute the days in ``[start, end)`` in one transaction; return each day's response count."""
     try:
         with engine.begin() as connection:
-            return _write_day(connection, day)
+            return _write_days(connection, start, end)
     except IntegrityError:
-        # Another worker rolled the same day up at the same moment: its rows are as good.
-        log.debug("usage rollup of day %s written concurrently", day)
+        # Another worker rolled the same days up at the same moment: its rows are as good.
+        log.debug("usage rollups of %s..%s written concurrently", start, end)
         with engine.connect() as connection:
-            return connection.scalar(
-                sa.select(UsageRollupDay.responses).where(UsageRollupDay.day == day)
-            ) or 0
+            return dict(connection.execute(
+                sa.select(UsageRollupDay.day, UsageRollupDay.responses)
+                .where(UsageRollupDay.day >= start, UsageRollupDay.day < end)
+            ).all())
 
 
-def _write_day(connection: Connection, day: int) -> int:
+def _write_days(connection: Connection, start: int, end: int) -> dict[int, int]:
     for table in _TABLES:
-        connection.execute(sa.delete(table).where(table.day == day))
-    in_day = (Response.timestamp >= day, Response.timestamp < day + DAY_MS)
-    dims = (Request.provider, Request.model, Request.stream)
-    joined = sa.select(const(day), *dims).select_from(Response).join(
-        Request, Request.id == Response.request_id
+        connection.execute(sa.delete(table).where(table.day >= start, table.day < end))
+    day = _day(Response.timestamp)
+    dims = (day, Request.provider, Request.model, Request.stream)
+    joined = (
+        sa.select(*dims).select_from(Response).join(Request, Request.id == Response.request_id)
+        .where(Response.timestamp >= start, Response.timestamp < end)
     )
 
     def count_if(condition: sa.ColumnElement) -> sa.ColumnElement:
@@ -119,7 +136,7 @@ def _write_day(connection: Connection, day: int) -> int:
             count_if(Response.status == "incomplete"), total(Response.prompt_tokens),
             total(Response.completion_tokens), total(Response.total_tokens),
             count_if(Response.usage_estimated.is_(True)),
-        ).where(*in_day).group_by(*dims),
+        ).group_by(*dims),
     ))
     for kind in LATENCY_KINDS:
         value = Response.duration_ms if kind == "duration" else Response.ttft_ms
@@ -127,11 +144,16 @@ def _write_day(connection: Connection, day: int) -> int:
         connection.execute(sa.insert(UsageRollupLatency).from_select(
             ["day", "provider", "model", "stream", "kind", "bucket", "count"],
             joined.add_columns(sa.literal(kind), slot, sa.func.count())
-            .where(*in_day, value.is_not(None)).group_by(*dims, slot),
+            .where(value.is_not(None)).group_by(*dims, slot),
         ))
-    # Counted from the rows just written: the same snapshot as the rollup itself.
-    responses = connection.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(UsageRollup.requests), 0)).where(UsageRollup.day == day)
-    )
-    connection.execute(sa.insert(UsageRollupDay).values(day=day, responses=responses, computed_at=now_ms()))
-    return int(responses)
+    # Counted from the rows just written: the same snapshot as the rollups themselves.
+    counts = dict(connection.execute(
+        sa.select(UsageRollup.day, sa.func.sum(UsageRollup.requests))
+        .where(UsageRollup.day >= start, UsageRollup.day < end).group_by(UsageRollup.day)
+    ).all())
+    written = {day: int(counts.get(day, 0)) for day in range(start, end, DAY_MS)}
+    computed_at = now_ms()
+    connection.execute(sa.insert(UsageRollupDay), [
+        {"day": day, "responses": count, "computed_at": computed_at} for day, count in written.items()
+    ])
+    return written
