@@ -1,4 +1,4 @@
-"""history API: covering indexes for lists and statistics, daily usage rollups
+"""history API: indexes for lists and statistics, daily usage rollups
 
 Revision ID: 0004
 Revises: 0001
@@ -16,7 +16,6 @@ branch_labels = None
 depends_on = None
 
 
-
 def _dimensions() -> list[sa.Column]:
     return [
         sa.Column("day", sa.BigInteger(), autoincrement=False, nullable=False),
@@ -27,18 +26,20 @@ def _dimensions() -> list[sa.Column]:
 
 
 def upgrade() -> None:
-    op.create_index("ix_requests_id_dimensions", "requests", ["id", "provider", "model", "stream"])
-    # Leads with timestamp, so it replaces the single-column index.
+    # Streams or not, newest first: the page in index order, the total from the index alone.
+    op.create_index("ix_requests_stream_timestamp", "requests", ["stream", "timestamp"])
+    # Lead with timestamp and carry what usage statistics read: replaces the single-column index.
     op.create_index(
         "ix_responses_timestamp_usage", "responses",
         ["timestamp", "status", "duration_ms", "ttft_ms", "prompt_tokens", "completion_tokens",
          "total_tokens", "usage_estimated", "request_id"],
     )
     op.drop_index("ix_responses_timestamp", table_name="responses")
-    op.create_index(
-        "ix_responses_request_id_outcome", "responses",
-        ["request_id", "status", "finish_reason", "duration_ms"],
-    )
+    # Outcome filters on request lists find the request ids in the index alone.
+    for column in ("status", "finish_reason"):
+        op.create_index(f"ix_responses_{column}_request_id", "responses", [column, "request_id"])
+        op.drop_index(f"ix_responses_{column}", table_name="responses")
+    op.create_index("ix_responses_duration_ms_request_id", "responses", ["duration_ms", "request_id"])
 
     op.create_table(
         "usage_rollup_days",
@@ -46,6 +47,7 @@ def upgrade() -> None:
         sa.Column("responses", sa.BigInteger(), nullable=False),
         sa.Column("computed_at", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("day", name=op.f("pk_usage_rollup_days")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "usage_rollups",
@@ -55,24 +57,42 @@ def upgrade() -> None:
             "total_tokens", "usage_estimated",
         )),
         sa.PrimaryKeyConstraint("day", "provider", "model", "stream", name=op.f("pk_usage_rollups")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "usage_rollup_latencies",
-        *_dimensions(),
         sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("day", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("bucket", sa.BigInteger(), autoincrement=False, nullable=False),
+        *_dimensions()[1:],
+        sa.Column("count", sa.BigInteger(), nullable=False),
+        # kind, day, bucket first: a report merges a day's buckets in key order, without sorting.
+        # Rows live in that key's b-tree (SQLite WITHOUT ROWID), so a scan reads no other page.
+        sa.PrimaryKeyConstraint(
+            "kind", "day", "bucket", "provider", "model", "stream", name=op.f("pk_usage_rollup_latencies")
+        ),
+        sqlite_with_rowid=False,
+    )
+    op.create_table(
+        "usage_rollup_day_latencies",
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("day", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("bucket", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("count", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint(
-            "day", "provider", "model", "stream", "kind", "bucket", name=op.f("pk_usage_rollup_latencies")
-        ),
+        sa.PrimaryKeyConstraint("kind", "day", "bucket", name=op.f("pk_usage_rollup_day_latencies")),
+        sqlite_with_rowid=False,
     )
 
 
 def downgrade() -> None:
+    op.drop_table("usage_rollup_day_latencies")
     op.drop_table("usage_rollup_latencies")
     op.drop_table("usage_rollups")
     op.drop_table("usage_rollup_days")
-    op.drop_index("ix_responses_request_id_outcome", table_name="responses")
+    op.drop_index("ix_responses_duration_ms_request_id", table_name="responses")
+    for column in ("status", "finish_reason"):
+        op.create_index(f"ix_responses_{column}", "responses", [column])
+        op.drop_index(f"ix_responses_{column}_request_id", table_name="responses")
     op.create_index("ix_responses_timestamp", "responses", ["timestamp"])
     op.drop_index("ix_responses_timestamp_usage", table_name="responses")
-    op.drop_index("ix_requests_id_dimensions", table_name="requests")
+    op.drop_index("ix_requests_stream_timestamp", table_name="requests")

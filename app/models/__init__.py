@@ -3,7 +3,7 @@
 from app.models.base import Base, JSONText, now_ms
 from app.models.history import RESPONSE_STATUSES, ChatSession, Request, Response
 from app.models.settings import Setting
-from app.models.usage import UsageRollup, UsageRollupDay, UsageRollupLatency
+from app.models.usage import UsageRollup, UsageRollupDay, UsageRollupDayLatency, UsageRollupLatency
 
 __all__ = [
     "RESPONSE_STATUSES",
@@ -15,6 +15,7 @@ __all__ = [
     "Setting",
     "UsageRollup",
     "UsageRollupDay",
+    "UsageRollupDayLatency",
     "UsageRollupLatency",
     "now_ms",
 ]

@@ -37,8 +37,7 @@ class Request(Base):
     __table_args__ = (
         sa.Index("ix_requests_model_timestamp", "model", "timestamp"),
         sa.Index("ix_requests_provider_timestamp", "provider", "timestamp"),
-        # Covers the join from responses in usage statistics (no row fetch per response).
-        sa.Index("ix_requests_id_dimensions", "id", "provider", "model", "stream"),
+        sa.Index("ix_requests_stream_timestamp", "stream", "timestamp"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -75,8 +74,10 @@ class Response(Base):
             "ix_responses_timestamp_usage", "timestamp", "status", "duration_ms", "ttft_ms",
             "prompt_tokens", "completion_tokens", "total_tokens", "usage_estimated", "request_id",
         ),
-        # Covers response filters on request lists (status, finish_reason, min_duration_ms).
-        sa.Index("ix_responses_request_id_outcome", "request_id", "status", "finish_reason", "duration_ms"),
+        # The requests with a given outcome, without reading a response row (history filters).
+        sa.Index("ix_responses_status_request_id", "status", "request_id"),
+        sa.Index("ix_responses_finish_reason_request_id", "finish_reason", "request_id"),
+        sa.Index("ix_responses_duration_ms_request_id", "duration_ms", "request_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -95,8 +96,8 @@ class Response(Base):
     completion_tokens: Mapped[int | None] = mapped_column(sa.Integer)
     total_tokens: Mapped[int | None] = mapped_column(sa.Integer)
     usage_estimated: Mapped[bool] = mapped_column(sa.Boolean, default=False)
-    finish_reason: Mapped[str | None] = mapped_column(sa.String(32), index=True)
-    status: Mapped[str] = mapped_column(sa.String(16), index=True)
+    finish_reason: Mapped[str | None] = mapped_column(sa.String(32))
+    status: Mapped[str] = mapped_column(sa.String(16))
     status_code: Mapped[int | None] = mapped_column(sa.Integer)
     error: Mapped[str | None] = mapped_column(sa.Text)
     duration_ms: Mapped[int | None] = mapped_column(sa.Integer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from marshmallow import Schema, ValidationError, fields, missing, pre_dump, validate
+from marshmallow import Schema, ValidationError, fields, pre_dump, validate
 
 from app.models import RESPONSE_STATUSES
 from app.schemas.common import (
@@ -87,11 +87,10 @@ class ResponseListArgs(_FilterArgs):
 class RecordSchema(Schema):
     """Dumps the columns a query loaded; deferred ones (the bodies of a list) are left out."""
 
-    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
-        state = sa.inspect(obj, raiseerr=False)
-        if state is not None and attr in state.unloaded:
-            return missing
-        return super().get_attribute(obj, attr, default)
+    @pre_dump
+    def _loaded(self, record: Any, **_: Any) -> Any:
+        state = sa.inspect(record, raiseerr=False)
+        return record if state is None else state.dict  # loaded attributes only
 
 
 class SessionSchema(RecordSchema):

@@ -7,6 +7,7 @@ Plain functions on an ORM session, shared by the REST API and the CLI. They rais
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -15,10 +16,11 @@ from sqlalchemy.orm import Session, contains_eager, defer, joinedload
 from app.errors import NotFound
 from app.models import ChatSession, Request, Response
 from app.services import usage_rollups
-from app.services.paging import Page, PageRequest, fetch_page
+from app.services.paging import Page, PageRequest, fetch_page, unindexed
 from app.services.usage_sql import DAY_MS, const
 
 RecordId = int | str  # the integer id, or the record's UUID
+FEW_MATCHES = 20_000  # responses matching a filter, below which a page starts from their ids
 RECORD_ID_PATTERN = r"([1-9][0-9]{0,17}|[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})"
 _RECORD_ID = re.compile(RECORD_ID_PATTERN)
 _SUMMARY = (
@@ -155,18 +157,46 @@ def list_requests(
     query = query.options(contains_eager(Request.response).load_only(*_SUMMARY))
     if not bodies:
         query = query.options(defer(Request.openai_request), defer(Request.provider_request))
-    query = query.where(*request_where, *response_where)
-    if request_where or not response_where:
-        count = sa.select(sa.func.count()).select_from(Request)
-        if response_where:
-            count = count.join(Response, Response.request_id == Request.id)
-    else:  # one response per request: counting responses alone is the same and cheaper
-        count = sa.select(sa.func.count()).select_from(Response)
-    count = count.where(*request_where, *response_where)
+    query = query.where(*request_where)
+    if response_where:
+        # The page walks requests in order. Few matching responses (slow calls, rare errors):
+        # take their request ids from an index and check each request against that set.
+        # Many: check each request's response as it comes, the page fills up soon enough.
+        answered = sa.select(Response.request_id).where(*response_where)
+        few = db.scalar(sa.select(sa.func.count()).select_from(answered.limit(FEW_MATCHES + 1).subquery()))
+        if few <= FEW_MATCHES:
+            query = query.where(unindexed(Request.id).in_(answered))
+        else:
+            query = query.where(*_response_conditions(filters, unindexed))
     return fetch_page(
-        db, query, count=count, kind="requests", sort=(Request.timestamp, Request.id),
+        db, query, count=_count_requests(filters), kind="requests", sort=(Request.timestamp, Request.id),
         key=lambda r: (r.timestamp, r.id), page=page,
     )
+
+
+def _count_requests(filters: Filters) -> sa.Select:
+    """The total, counted from the side whose indexes narrow it (one response per request)."""
+    request_where = _request_conditions(filters, dated=Request.timestamp)
+    response_where = _response_conditions(filters)
+    if not response_where:
+        return sa.select(sa.func.count()).select_from(Request).where(*request_where)
+    if not request_where:
+        return sa.select(sa.func.count()).select_from(Response).where(*response_where)
+    if filters.session_id is not None:  # a handful of requests: check each one's response
+        return (
+            sa.select(sa.func.count()).select_from(Request)
+            .join(Response, Response.request_id == Request.id)
+            .where(*request_where, *_response_conditions(filters, unindexed))
+        )
+    # The ids of the matching responses come from an (outcome, request_id) index alone. With an
+    # indexed request filter, walk those requests and check each id against that set; the
+    # unary + keeps SQLite from looking each id up in the table of big rows instead.
+    answered = sa.select(Response.request_id).where(*response_where)
+    indexed = any(
+        value is not None for value in (filters.model, filters.provider, filters.start_ms, filters.end_ms)
+    )
+    member = (unindexed(Request.id) if indexed else Request.id).in_(answered)
+    return sa.select(sa.func.count()).select_from(Request).where(*request_where, member)
 
 
 def get_request(db: Session, record_id: RecordId) -> Request:
@@ -207,25 +237,33 @@ def list_responses(
     db: Session, *, filters: Filters, page: PageRequest, bodies: bool = False
 ) -> Page[Response]:
     """Responses, newest first."""
-    where = [
-        *_response_conditions(filters), *_dates(filters, Response.timestamp),
-        *([Response.session_id == filters.session_id] if filters.session_id is not None else []),
-    ]
+    where = [*_dates(filters, Response.timestamp)]
+    if filters.session_id is not None:
+        where.append(Response.session_id == filters.session_id)
     if filters.request_id is not None:
         where.append(Response.request_id == _request_pk(filters.request_id))
     request_where = _request_conditions(
         Filters(model=filters.model, provider=filters.provider, stream=filters.stream), dated=None
     )
-    query = sa.select(Response)
-    count = sa.select(sa.func.count()).select_from(Response)
+    # The page walks responses in order and checks the rest as it goes.
+    query = sa.select(Response).where(*where, *_response_conditions(filters, unindexed))
+    count = sa.select(sa.func.count()).select_from(Response).where(*where, *_response_conditions(filters))
     if request_where:
-        query = query.join(Response.request)
-        count = count.join(Request, Request.id == Response.request_id)
+        query = query.join(Response.request).where(
+            *_request_conditions(
+                Filters(model=filters.model, provider=filters.provider, stream=filters.stream),
+                dated=None, column=unindexed,
+            )
+        )
+        # Matching request ids from the requests' indexes; checked against while walking an
+        # index of the responses when they have a filter of their own.
+        ids = sa.select(Request.id).where(*request_where)
+        own_filter = bool(where or _response_conditions(filters))
+        count = count.where((unindexed(Response.request_id) if own_filter else Response.request_id).in_(ids))
     if not bodies:
         query = query.options(defer(Response.openai_response), defer(Response.provider_response))
     return fetch_page(
-        db, query.where(*where, *request_where), count=count.where(*where, *request_where),
-        kind="responses", sort=(Response.timestamp, Response.id),
+        db, query, count=count, kind="responses", sort=(Response.timestamp, Response.id),
         key=lambda r: (r.timestamp, r.id), page=page,
     )
 
@@ -239,31 +277,37 @@ def get_response(db: Session, record_id: RecordId) -> Response:
 
 # Query pieces
 
-def _request_conditions(filters: Filters, *, dated: sa.ColumnElement | None) -> list[sa.ColumnElement]:
+def _same(column: sa.ColumnElement) -> sa.ColumnElement:
+    return column
+
+
+def _request_conditions(
+    filters: Filters, *, dated: sa.ColumnElement | None, column: Callable = _same
+) -> list[sa.ColumnElement]:
     where = []
-    if filters.session_id is not None:
-        where.append(Request.session_id == filters.session_id)
-    if filters.model is not None:
-        where.append(Request.model == filters.model)
-    if filters.provider is not None:
-        where.append(Request.provider == filters.provider)
-    if filters.stream is not None:
-        where.append(Request.stream == filters.stream)
+    for attribute, value in (
+        (Request.session_id, filters.session_id), (Request.model, filters.model),
+        (Request.provider, filters.provider), (Request.stream, filters.stream),
+    ):
+        if value is not None:
+            where.append(column(attribute) == value)
     if dated is not None:
         where.extend(_dates(filters, dated))
     return where
 
 
-def _response_conditions(filters: Filters) -> list[sa.ColumnElement]:
+def _response_conditions(filters: Filters, column: Callable = _same) -> list[sa.ColumnElement]:
+    """Conditions on the response's outcome; ``column=unindexed`` to check them during a scan."""
     where = []
+    status = column(Response.status)
     if filters.status is not None:
-        where.append(Response.status == filters.status)
+        where.append(status == filters.status)
     if filters.has_error is not None:
-        where.append(Response.status != "ok" if filters.has_error else Response.status == "ok")
+        where.append(status != "ok" if filters.has_error else status == "ok")
     if filters.finish_reason is not None:
-        where.append(Response.finish_reason == filters.finish_reason)
+        where.append(column(Response.finish_reason) == filters.finish_reason)
     if filters.min_duration_ms is not None:
-        where.append(Response.duration_ms >= filters.min_duration_ms)
+        where.append(column(Response.duration_ms) >= filters.min_duration_ms)
     return where
 
 

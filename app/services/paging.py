@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.visitors import InternalTraversal
 
 T = TypeVar("T")
 MAX_LIMIT = 1000
@@ -50,6 +52,33 @@ def _is_id(value: Any) -> bool:
 
 def _is_key(value: Any) -> bool:
     return isinstance(value, str) and 0 < len(value) <= 255 and value.isprintable()
+
+
+class unindexed(sa.ColumnElement):  # noqa: N801 - reads like the SQL function it stands for
+    """A column SQLite must not pick an index for: it filters rows of a scan in page order.
+
+    Without ANALYZE statistics SQLite takes any indexed equality as very selective, so for
+    ``status = 'ok'`` it would read the status index and sort every match to find one page.
+    SQLite's unary ``+`` keeps the term out of index selection. Other databases get the
+    column unchanged (PostgreSQL plans from its statistics).
+    """
+
+    inherit_cache = True
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column: sa.ColumnElement) -> None:
+        self.column = column
+        self.type = column.type
+
+
+@compiles(unindexed)
+def _plain(element: unindexed, compiler, **kw: Any) -> str:
+    return compiler.process(element.column, **kw)
+
+
+@compiles(unindexed, "sqlite")
+def _unary_plus(element: unindexed, compiler, **kw: Any) -> str:
+    return "+" + compiler.process(element.column, **kw)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,8 +17,14 @@ from app.services.history import get_session
 from app.services.usage_sql import UsageFilters, bucket_width
 
 GROUPINGS = ("model", "provider", "session", "day", "hour")
+_LATENCY_POINTS = (50, 95, 99)
+_TTFT_POINTS = (50,)
 _ROLLED_UP = (None, "day", "model", "provider")  # groupings the daily rollups can answer
 _TIME_GROUPS = ("day", "hour")
+
+
+def _no_points(points: tuple[int, ...]) -> dict[str, int | None]:
+    return {f"p{p}": None for p in points}
 
 
 @dataclass(slots=True)
@@ -35,7 +40,8 @@ class Metrics:
     usage_estimated: int = 0
     estimated_cost_usd: float = 0.0
     unpriced_models: set[str] = field(default_factory=set)
-    histograms: dict[str, dict[int, int]] = field(default_factory=lambda: {"duration": {}, "ttft": {}})
+    latency_ms: dict[str, int | None] = field(default_factory=lambda: _no_points(_LATENCY_POINTS))
+    ttft_ms: dict[str, int | None] = field(default_factory=lambda: _no_points(_TTFT_POINTS))
 
     @property
     def success_rate(self) -> float | None:
@@ -45,15 +51,6 @@ class Metrics:
     @property
     def cost_complete(self) -> bool:
         return not self.unpriced_models
-
-    @property
-    def latency_ms(self) -> dict[str, int | None]:
-        histogram = self.histograms["duration"]
-        return {f"p{p}": percentile(histogram, p) for p in (50, 95, 99)}
-
-    @property
-    def ttft_ms(self) -> dict[str, int | None]:
-        return {"p50": percentile(self.histograms["ttft"], 50)}
 
 
 @dataclass(slots=True)
@@ -75,18 +72,9 @@ class UsageReport:
     unpriced_models: list[str]
 
 
-def percentile(histogram: Mapping[int, int], p: int) -> int | None:
-    """Nearest-rank percentile of a bucketed histogram: the middle of the bucket holding that rank."""
-    n = sum(histogram.values())
-    if n == 0:
-        return None
-    rank = math.ceil(p * n / 100)
-    seen = 0
-    for value in sorted(histogram):
-        seen += histogram[value]
-        if seen >= rank:
-            return value + bucket_width(value) // 2
-    raise AssertionError("unreachable: ranks stop at n")
+def bucket_value(bucket: int | None) -> int | None:
+    """What a latency bucket reports: its middle (the value itself under 100 ms)."""
+    return None if bucket is None else int(bucket) + bucket_width(int(bucket)) // 2
 
 
 def price_of(prices: Mapping[str, ModelPrice], *, provider: str, model: str) -> ModelPrice | None:
@@ -158,7 +146,7 @@ def usage_report(
     """
     now = now_ms() if now is None else now
     cells: list[Any] = []
-    histograms: list[tuple[str, Any]] = []
+    histograms: dict[str, list[sa.Select]] = {"duration": [], "ttft": []}
     lo = filters.start_ms
     past_end = None if filters.end_ms is None else filters.end_ms + 1  # spans are [lo, past_end)
     spans: list[tuple[int | None, int | None]] = [(lo, past_end)]
@@ -169,24 +157,29 @@ def usage_report(
         lo = max(lo or 0, usage_rollups.day_of(oldest))
         first, end = usage_rollups.closed_days(lo, min(now, past_end or now) - 1, now=now)
         if end > first:
-            usage_rollups.ensure(db.get_bind(), first, end)
+            usage_rollups.ensure(db.get_bind(), first, end, from_oldest=lo <= usage_rollups.day_of(oldest))
             cells += db.execute(
                 usage_sql.rollup_cells(filters, group_by=group_by, first_day=first, end_day=end)
             )
-            for kind in ("duration", "ttft"):
-                rows = db.execute(usage_sql.rollup_histogram(
+            for kind, sources in histograms.items():
+                sources.append(usage_sql.rollup_histogram(
                     filters, group_by=group_by, first_day=first, end_day=end, kind=kind))
-                histograms += [(kind, row) for row in rows]
             spans = [(lo, first), (end, past_end)]
     for span_lo, span_hi in spans:
         if span_lo is not None and span_hi is not None and span_hi <= span_lo:
             continue
         cells += db.execute(usage_sql.live_cells(filters, group_by=group_by, lo=span_lo, hi=span_hi))
-        for kind in ("duration", "ttft"):
-            rows = db.execute(usage_sql.live_histogram(
+        for kind, sources in histograms.items():
+            sources.append(usage_sql.live_histogram(
                 filters, group_by=group_by, lo=span_lo, hi=span_hi, kind=kind))
-            histograms += [(kind, row) for row in rows]
-    totals, groups = _fold(cells, histograms, prices)
+    totals, groups = _fold(cells, prices)
+    if spans:
+        for kind, points in (("duration", _LATENCY_POINTS), ("ttft", _TTFT_POINTS)):
+            for row in db.execute(usage_sql.percentiles(histograms[kind], points)):
+                metrics = totals if row.total else groups.get(row.key)
+                if metrics is not None:
+                    target = metrics.latency_ms if kind == "duration" else metrics.ttft_ms
+                    target.update({f"p{p}": bucket_value(getattr(row, f"p{p}")) for p in points})
     ordered = _order(groups, group_by)
     return UsageReport(
         group_by=group_by, start_ms=filters.start_ms, end_ms=filters.end_ms, totals=totals,
@@ -195,9 +188,8 @@ def usage_report(
     )
 
 
-def _fold(
-    cells: Iterable[Any], histograms: Iterable[tuple[str, Any]], prices: Mapping[str, ModelPrice]
-) -> tuple[Metrics, dict[Any, UsageGroup]]:
+def _fold(cells: Iterable[Any], prices: Mapping[str, ModelPrice]) -> tuple[Metrics, dict[Any, UsageGroup]]:
+    """Add up the cells per key and overall, pricing each model's tokens."""
     totals = Metrics()
     groups: dict[Any, UsageGroup] = {}
     for cell in cells:
@@ -212,10 +204,6 @@ def _fold(
                 metrics.estimated_cost_usd += (
                     int(cell.prompt_tokens) * price.prompt + int(cell.completion_tokens) * price.completion
                 ) / 1_000_000
-    for kind, row in histograms:
-        for metrics in (totals, groups.setdefault(row.key, UsageGroup())):
-            histogram = metrics.histograms[kind]
-            histogram[int(row.bucket)] = histogram.get(int(row.bucket), 0) + int(row.count)
     return totals, groups
 
 

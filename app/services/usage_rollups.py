@@ -18,7 +18,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.models import Request, Response, now_ms
-from app.models.usage import LATENCY_KINDS, UsageRollup, UsageRollupDay, UsageRollupLatency
+from app.models.usage import (
+    LATENCY_KINDS,
+    UsageRollup,
+    UsageRollupDay,
+    UsageRollupDayLatency,
+    UsageRollupLatency,
+)
 from app.services.usage_sql import DAY_MS, bucket, const
 
 log = logging.getLogger(__name__)
@@ -26,7 +32,7 @@ log = logging.getLogger(__name__)
 # A day is rolled up only this long after it ends: rows still being committed, clock skew.
 SETTLE_MS = 5 * 60_000
 MAX_RUN_DAYS = 31  # days rolled up in one transaction (SQLite writers wait meanwhile)
-_TABLES = (UsageRollup, UsageRollupLatency, UsageRollupDay)
+_TABLES = (UsageRollup, UsageRollupLatency, UsageRollupDayLatency, UsageRollupDay)
 
 
 def day_of(timestamp_ms: int) -> int:
@@ -40,8 +46,12 @@ def closed_days(lo: int, hi: int, *, now: int) -> tuple[int, int]:
     return first, max(first, end)
 
 
-def ensure(engine: Engine, first_day: int, end_day: int) -> None:
-    """Make the rollups of the days in ``[first_day, end_day)`` complete and current."""
+def ensure(engine: Engine, first_day: int, end_day: int, *, from_oldest: bool = False) -> None:
+    """Make the rollups of the days in ``[first_day, end_day)`` complete and current.
+
+    ``from_oldest``: no response is older than ``first_day``, so the live count is the whole
+    table's (SQLite counts that from index pages, not entries) less the days after ``end_day``.
+    """
     if end_day <= first_day:
         return
     days = range(first_day, end_day, DAY_MS)
@@ -50,7 +60,13 @@ def ensure(engine: Engine, first_day: int, end_day: int) -> None:
             sa.select(UsageRollupDay.day, UsageRollupDay.responses)
             .where(UsageRollupDay.day >= first_day, UsageRollupDay.day < end_day)
         ).all())
-        live = connection.scalar(_count_between(first_day, end_day))
+        if from_oldest:
+            everything = connection.scalar(sa.select(sa.func.count()).select_from(Response))
+            live = everything - connection.scalar(
+                sa.select(sa.func.count()).select_from(Response).where(Response.timestamp >= end_day)
+            )
+        else:
+            live = connection.scalar(_count_between(first_day, end_day))
     for start, end in _runs([day for day in days if day not in done]):
         done.update(_roll_up(engine, start, end))
     if sum(done.values()) == live:
@@ -146,6 +162,13 @@ def _write_days(connection: Connection, start: int, end: int) -> dict[int, int]:
             joined.add_columns(sa.literal(kind), slot, sa.func.count())
             .where(value.is_not(None)).group_by(*dims, slot),
         ))
+    latency = UsageRollupLatency
+    connection.execute(sa.insert(UsageRollupDayLatency).from_select(
+        ["kind", "day", "bucket", "count"],
+        sa.select(latency.kind, latency.day, latency.bucket, sa.func.sum(latency.count))
+        .where(latency.kind.in_(LATENCY_KINDS), latency.day >= start, latency.day < end)
+        .group_by(latency.kind, latency.day, latency.bucket),
+    ))
     # Counted from the rows just written: the same snapshot as the rollups themselves.
     counts = dict(connection.execute(
         sa.select(UsageRollup.day, sa.func.sum(UsageRollup.requests))

@@ -5,10 +5,10 @@ two row shapes, so a report can add whole rolled-up days to a live-computed edge
 
 * cell: ``(key, provider, model, requests, errors, incomplete, prompt_tokens, completion_tokens,
   total_tokens, usage_estimated)``
-* histogram: ``(key, kind, bucket, count)``, ``kind`` being ``duration`` or ``ttft``.
+* histogram: ``(key, bucket, count)`` of one latency kind, ``duration`` or ``ttft``.
 
 Latencies are bucketed to two significant digits (exact below 100 ms) so that histograms of
-different days merge; percentiles come from the merged histogram.
+different days merge; ``percentiles`` merges them and picks the percentiles in SQL.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from app.models import Request, Response
-from app.models.usage import UsageRollup, UsageRollupLatency
+from app.models.usage import UsageRollup, UsageRollupDayLatency, UsageRollupLatency
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -117,7 +117,9 @@ def live_histogram(
     filters: UsageFilters, *, group_by: str | None, lo: int | None, hi: int | None, kind: str
 ) -> sa.Select:
     value = Response.duration_ms if kind == "duration" else Response.ttft_ms
-    columns, group = _keyed(live_key(group_by), bucket(value).label("bucket"))
+    slot = bucket(value)
+    columns, group = _keyed(live_key(group_by), slot.label("bucket"))
+    group = [*group[:-1], slot] if group else group
     query = sa.select(*columns, sa.func.count().label("count")).select_from(Response)
     if any(v is not None for v in (filters.model, filters.provider, filters.stream)) or group_by in (
         "model", "provider",
@@ -154,6 +156,13 @@ def rollup_cells(filters: UsageFilters, *, group_by: str | None, first_day: int,
 def rollup_histogram(
     filters: UsageFilters, *, group_by: str | None, first_day: int, end_day: int, kind: str
 ) -> sa.Select:
+    unfiltered = all(value is None for value in (filters.model, filters.provider, filters.stream))
+    if unfiltered and group_by in (None, "day"):
+        # Already merged over the day's models: read in key order, nothing to group.
+        day = UsageRollupDayLatency
+        return sa.select(
+            (day.day if group_by else sa.null()).label("key"), day.bucket, day.count.label("count")
+        ).where(day.kind == kind, day.day >= first_day, day.day < end_day)
     table = UsageRollupLatency
     key = {None: None, "day": table.day, "model": table.model, "provider": table.provider}[group_by]
     columns, group = _keyed(key, table.bucket)
@@ -162,3 +171,33 @@ def rollup_histogram(
         .where(table.kind == kind, *_rollup_where(table, filters, first_day, end_day))
         .group_by(*group)
     )
+
+
+def percentiles(histograms: list[sa.Select], points: tuple[int, ...]) -> sa.Select:
+    """Nearest-rank percentiles of merged histograms, per key and over all keys.
+
+    Rows: ``(total, key, p<N>...)``, ``total`` 1 for the row over all keys. Each percentile is
+    the lowest bucket whose running count reaches ``ceil(N * n / 100)``, i.e. ``seen * 100 >= N * n``.
+    """
+    union = (sa.union_all(*histograms) if len(histograms) > 1 else histograms[0]).subquery("h")
+    merged = (
+        sa.select(union.c.key, union.c.bucket, sa.func.sum(union.c["count"]).label("count"))
+        .group_by(union.c.key, union.c.bucket).subquery("m")
+    )
+    both = sa.union_all(
+        sa.select(const(0).label("total"), merged.c.key, merged.c.bucket, merged.c["count"]),
+        sa.select(const(1), sa.null(), merged.c.bucket, sa.func.sum(merged.c["count"]))
+        .group_by(merged.c.bucket),
+    ).subquery("b")
+    partition = (both.c.total, both.c.key)
+    running = sa.select(
+        both.c.total, both.c.key, both.c.bucket,
+        sa.func.sum(both.c["count"]).over(partition_by=partition, order_by=both.c.bucket).label("seen"),
+        sa.func.sum(both.c["count"]).over(partition_by=partition).label("n"),
+    ).subquery("r")
+    picks = [
+        sa.func.min(sa.case((running.c.seen * const(100) >= running.c.n * const(p), running.c.bucket)))
+        .label(f"p{p}")
+        for p in points
+    ]
+    return sa.select(running.c.total, running.c.key, *picks).group_by(running.c.total, running.c.key)

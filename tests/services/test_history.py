@@ -77,3 +77,35 @@ def test_purge_keeps_every_request(db_session):
     db_session.commit()
     assert (result.deleted, result.cleared) == (1, 1)
     assert db_session.scalar(sa.select(sa.func.count()).select_from(Request)) == 1
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        history.Filters(status="error"),
+        history.Filters(min_duration_ms=500, model="m1"),
+        history.Filters(finish_reason="length", stream=True),
+        history.Filters(has_error=False, session_id="busy"),
+    ],
+)
+def test_both_page_strategies_agree(db_session, monkeypatch, filters):
+    """Few matching responses: pages start from their ids; many: each request's response is checked."""
+    busy = make_session(db_session, "busy", created_at=T0)
+    for n in range(30):
+        make_call(db_session, busy, timestamp=T0 + n, model=f"m{n % 3}", stream=n % 2 == 0,
+                  status="error" if n % 4 == 0 else "ok", finish_reason="length" if n % 5 == 0 else "stop",
+                  duration_ms=n * 50)
+    db_session.commit()
+    pages = {}
+    for few in (0, 1000):
+        monkeypatch.setattr(history, "FEW_MATCHES", few)
+        walked, after = [], None
+        while True:
+            page = history.list_requests(db_session, filters=filters, page=PageRequest(limit=4, after=after))
+            walked += [request.id for request in page.items]
+            if not page.has_more:
+                break
+            after = page.next_cursor
+        pages[few] = (walked, page.total)
+    assert pages[0] == pages[1000]
+    assert pages[0][1] == len(pages[0][0]) > 0
