@@ -35,11 +35,17 @@ def upgrade() -> None:
          "total_tokens", "usage_estimated", "request_id"],
     )
     op.drop_index("ix_responses_timestamp", table_name="responses")
-    # Outcome filters on request lists find the request ids in the index alone.
-    for column in ("status", "finish_reason"):
-        op.create_index(f"ix_responses_{column}_request_id", "responses", [column, "request_id"])
-        op.drop_index(f"ix_responses_{column}", table_name="responses")
+    # Outcome filters on request lists find the request ids in an index alone, whichever of
+    # status, finish_reason and duration they combine. They replace the single-column ones.
+    op.create_index(
+        "ix_responses_outcome", "responses", ["status", "finish_reason", "duration_ms", "request_id"]
+    )
+    op.create_index(
+        "ix_responses_finish_reason_duration", "responses", ["finish_reason", "duration_ms", "request_id"]
+    )
     op.create_index("ix_responses_duration_ms_request_id", "responses", ["duration_ms", "request_id"])
+    op.drop_index("ix_responses_status", table_name="responses")
+    op.drop_index("ix_responses_finish_reason", table_name="responses")
 
     op.create_table(
         "usage_rollup_days",
@@ -89,10 +95,10 @@ def downgrade() -> None:
     op.drop_table("usage_rollup_latencies")
     op.drop_table("usage_rollups")
     op.drop_table("usage_rollup_days")
-    op.drop_index("ix_responses_duration_ms_request_id", table_name="responses")
-    for column in ("status", "finish_reason"):
-        op.create_index(f"ix_responses_{column}", "responses", [column])
-        op.drop_index(f"ix_responses_{column}_request_id", table_name="responses")
+    op.create_index("ix_responses_status", "responses", ["status"])
+    op.create_index("ix_responses_finish_reason", "responses", ["finish_reason"])
+    for name in ("ix_responses_duration_ms_request_id", "ix_responses_finish_reason_duration", "ix_responses_outcome"):
+        op.drop_index(name, table_name="responses")
     op.create_index("ix_responses_timestamp", "responses", ["timestamp"])
     op.drop_index("ix_responses_timestamp_usage", table_name="responses")
     op.drop_index("ix_requests_stream_timestamp", table_name="requests")

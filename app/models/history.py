@@ -74,9 +74,10 @@ class Response(Base):
             "ix_responses_timestamp_usage", "timestamp", "status", "duration_ms", "ttft_ms",
             "prompt_tokens", "completion_tokens", "total_tokens", "usage_estimated", "request_id",
         ),
-        # The requests with a given outcome, without reading a response row (history filters).
-        sa.Index("ix_responses_status_request_id", "status", "request_id"),
-        sa.Index("ix_responses_finish_reason_request_id", "finish_reason", "request_id"),
+        # The requests with a given outcome, without reading a response row (history filters):
+        # each combination of status, finish_reason and min_duration_ms finds one of these.
+        sa.Index("ix_responses_outcome", "status", "finish_reason", "duration_ms", "request_id"),
+        sa.Index("ix_responses_finish_reason_duration", "finish_reason", "duration_ms", "request_id"),
         sa.Index("ix_responses_duration_ms_request_id", "duration_ms", "request_id"),
     )
 
