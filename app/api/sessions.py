@@ -16,7 +16,7 @@ from app.schemas.history import (
     SessionListSchema,
     SessionsPurgedSchema,
 )
-from app.services import history
+from app.services import session_history
 from app.services.sessions import MAX_SESSION_ID
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
@@ -38,7 +38,7 @@ def session_key(session_id: str) -> str:
 @blp.response(200, SessionListSchema)
 def list_sessions(args):
     """List sessions, newest first."""
-    return history.list_sessions(db(), page=args["page"])
+    return session_history.list_sessions(db(), page=args["page"])
 
 
 @blp.route("/sessions", methods=["DELETE"])
@@ -49,7 +49,7 @@ def purge_sessions():
     Expired sessions without requests are deleted; those with history only lose their
     upstream continuity (chat_id and parent_id).
     """
-    result = history.purge_expired_sessions(db(), now_ms=now_ms())
+    result = session_history.purge_expired_sessions(db(), now_ms=now_ms())
     db().commit()
     return result
 
@@ -58,14 +58,14 @@ def purge_sessions():
 @blp.response(200, SessionDetailSchema)
 def get_session(session_id: str):
     """A session, with how many requests it holds."""
-    return history.get_session(db(), session_key(session_id))
+    return session_history.get_session(db(), session_key(session_id))
 
 
 @blp.route("/sessions/<session_id:session_id>", methods=["DELETE"], errors=(400, 404))
 @blp.response(200, SessionDeletedSchema)
 def delete_session(session_id: str):
     """Delete a session and all its requests and responses."""
-    history.delete_session(db(), session_key(session_id))
+    session_history.delete_session(db(), session_key(session_id))
     db().commit()
     return {"deleted": True, "session_id": session_id}
 
@@ -75,4 +75,4 @@ def delete_session(session_id: str):
 @blp.response(200, ConversationSchema)
 def get_conversation(args, session_id: str):
     """The conversation: each request with its response, oldest first."""
-    return history.session_requests(db(), session_key(session_id), page=args["page"])
+    return session_history.session_requests(db(), session_key(session_id), page=args["page"])

@@ -1,4 +1,4 @@
-"""Reading and pruning the audit trail: sessions, their requests, and the responses.
+"""Reading and pruning the audit trail's requests and responses (sessions: ``session_history``).
 
 Plain functions on an ORM session, shared by the REST API and the CLI. They raise
 ``NotFound`` for a missing record and only flush: the caller commits.
@@ -14,10 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, contains_eager, defer, joinedload
 
 from app.errors import NotFound
-from app.models import ChatSession, Request, Response
+from app.models import Request, Response
 from app.services import usage_rollups
 from app.services.paging import Page, PageRequest, fetch_page, unindexed
-from app.services.usage_sql import DAY_MS, const
 
 RecordId = int | str  # the integer id, or the record's UUID
 FEW_MATCHES = 20_000  # responses matching a filter, below which a page starts from their ids
@@ -48,22 +47,10 @@ class Filters:
 
 
 @dataclass(frozen=True, slots=True)
-class SessionDetail:
-    session: ChatSession
-    request_count: int
-
-
-@dataclass(frozen=True, slots=True)
 class DeletedRequest:
     id: int
     request_id: str
     deleted: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class PurgeResult:
-    deleted: int  # expired sessions without history, removed
-    cleared: int  # expired sessions with history, whose upstream continuity was cleared
 
 
 def parse_record_id(text: str) -> RecordId:
@@ -71,78 +58,6 @@ def parse_record_id(text: str) -> RecordId:
     if not _RECORD_ID.fullmatch(text):
         raise ValueError("not an integer id or a UUID")
     return int(text) if text.isdigit() else text.lower()
-
-
-# Sessions
-
-def list_sessions(db: Session, *, page: PageRequest) -> Page[ChatSession]:
-    """Sessions, newest first (by creation)."""
-    return fetch_page(
-        db, sa.select(ChatSession), count=sa.select(sa.func.count()).select_from(ChatSession),
-        kind="sessions", sort=(ChatSession.created_at, ChatSession.id),
-        key=lambda s: (s.created_at, s.id), page=page,
-    )
-
-
-def get_session(db: Session, session_id: str) -> SessionDetail:
-    session = _session(db, session_id)
-    count = db.scalar(sa.select(sa.func.count()).where(Request.session_id == session_id))
-    return SessionDetail(session=session, request_count=count or 0)
-
-
-def session_requests(db: Session, session_id: str, *, page: PageRequest) -> Page[Request]:
-    """The conversation: each request with its full response, oldest first unless asked."""
-    _session(db, session_id)
-    query = (
-        sa.select(Request).outerjoin(Request.response)
-        .options(contains_eager(Request.response)).where(Request.session_id == session_id)
-    )
-    count = sa.select(sa.func.count()).select_from(Request).where(Request.session_id == session_id)
-    return fetch_page(
-        db, query, count=count, kind="conversation", sort=(Request.timestamp, Request.id),
-        key=lambda r: (r.timestamp, r.id), page=page,
-    )
-
-
-def delete_session(db: Session, session_id: str) -> None:
-    """Delete a session with all its history (the database cascades to requests and responses)."""
-    day = (Response.timestamp // const(DAY_MS)) * const(DAY_MS)
-    days = db.scalars(sa.select(day).where(Response.session_id == session_id).distinct()).all()
-    result = db.execute(sa.delete(ChatSession).where(ChatSession.id == session_id))
-    if result.rowcount == 0:
-        raise _session_not_found(session_id)
-    usage_rollups.invalidate(db, days)
-
-
-def purge_expired_sessions(db: Session, *, now_ms: int) -> PurgeResult:
-    """End expired sessions without losing history.
-
-    Expired sessions that hold no requests are deleted; those with history keep it and
-    only lose their upstream continuity (chat_id, parent_id).
-    """
-    expired = ChatSession.expires_at < now_ms
-    has_history = sa.exists().where(Request.session_id == ChatSession.id)
-    deleted = db.execute(
-        sa.delete(ChatSession).where(expired, ~has_history).execution_options(synchronize_session=False)
-    ).rowcount
-    cleared = db.execute(
-        sa.update(ChatSession)
-        .where(expired, sa.or_(ChatSession.chat_id.is_not(None), ChatSession.parent_id.is_not(None)))
-        .values(chat_id=None, parent_id=None)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    return PurgeResult(deleted=deleted, cleared=cleared)
-
-
-def _session(db: Session, session_id: str) -> ChatSession:
-    session = db.get(ChatSession, session_id)
-    if session is None:
-        raise _session_not_found(session_id)
-    return session
-
-
-def _session_not_found(session_id: str) -> NotFound:
-    return NotFound(f"No session with id {session_id!r}.", param="id", code="session_not_found")
 
 
 # Requests

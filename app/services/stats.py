@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from app.config import ModelPrice
 from app.models import Response, now_ms
 from app.services import usage_rollups, usage_sql
-from app.services.history import get_session
+from app.services.session_history import get_session
 from app.services.usage_sql import UsageFilters, bucket_width
 
 GROUPINGS = ("model", "provider", "session", "day", "hour")

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.models import Request
-from app.services import history
+from app.services import history, session_history
 from app.services.paging import Cursor, PageRequest
 from tests.factories import make_call, make_session
 
@@ -58,10 +58,10 @@ def test_list_rows_leave_the_bodies_unloaded(db_session):
 
 def test_missing_records_raise_not_found_with_their_code(db_session):
     for call, code in (
-        (lambda: history.get_session(db_session, "x"), "session_not_found"),
+        (lambda: session_history.get_session(db_session, "x"), "session_not_found"),
         (lambda: history.get_request(db_session, 7), "request_not_found"),
         (lambda: history.get_response(db_session, 7), "response_not_found"),
-        (lambda: history.delete_session(db_session, "x"), "session_not_found"),
+        (lambda: session_history.delete_session(db_session, "x"), "session_not_found"),
     ):
         with pytest.raises(history.NotFound) as raised:
             call()
@@ -73,7 +73,7 @@ def test_purge_keeps_every_request(db_session):
     make_call(db_session, old, timestamp=T0)
     make_session(db_session, "empty", created_at=T0, expires_at=T0 + 1)
     db_session.commit()
-    result = history.purge_expired_sessions(db_session, now_ms=T0 + 10)
+    result = session_history.purge_expired_sessions(db_session, now_ms=T0 + 10)
     db_session.commit()
     assert (result.deleted, result.cleared) == (1, 1)
     assert db_session.scalar(sa.select(sa.func.count()).select_from(Request)) == 1
