@@ -60,7 +60,7 @@ def upgrade() -> None:
         *_dimensions(),
         *(sa.Column(name, sa.BigInteger(), nullable=False) for name in (
             "requests", "errors", "incomplete", "prompt_tokens", "completion_tokens",
-            "total_tokens", "usage_estimated",
+            "total_tokens", "usage_estimated", "durations", "duration_ms_sum",
         )),
         sa.PrimaryKeyConstraint("day", "provider", "model", "stream", name=op.f("pk_usage_rollups")),
         sqlite_with_rowid=False,

@@ -47,6 +47,8 @@ class UsageRollup(Base):
     completion_tokens: Mapped[int] = mapped_column(sa.BigInteger)
     total_tokens: Mapped[int] = mapped_column(sa.BigInteger)
     usage_estimated: Mapped[int] = mapped_column(sa.BigInteger)
+    durations: Mapped[int] = mapped_column(sa.BigInteger)  # responses with a duration
+    duration_ms_sum: Mapped[int] = mapped_column(sa.BigInteger)
 
 
 class UsageRollupLatency(Base):

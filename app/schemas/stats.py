@@ -78,6 +78,7 @@ class MetricsSchema(Schema):
     usage_estimated = fields.Integer(
         required=True, metadata={"description": "Responses whose token counts were estimated."}
     )
+    avg_duration_ms = fields.Float(required=True, allow_none=True)
     latency_ms = fields.Nested(LatencySchema, required=True)
     ttft_ms = fields.Nested(TtftSchema, required=True, metadata={"description": "Streams only."})
     estimated_cost_usd = fields.Function(

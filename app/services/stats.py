@@ -38,6 +38,8 @@ class Metrics:
     completion_tokens: int = 0
     total_tokens: int = 0
     usage_estimated: int = 0
+    durations: int = 0
+    duration_ms_sum: int = 0
     estimated_cost_usd: float = 0.0
     unpriced_models: set[str] = field(default_factory=set)
     latency_ms: dict[str, int | None] = field(default_factory=lambda: _no_points(_LATENCY_POINTS))
@@ -47,6 +49,10 @@ class Metrics:
     def success_rate(self) -> float | None:
         ok = self.requests - self.errors - self.incomplete
         return round(ok / self.requests, 4) if self.requests else None
+
+    @property
+    def avg_duration_ms(self) -> float | None:
+        return round(self.duration_ms_sum / self.durations, 1) if self.durations else None
 
     @property
     def cost_complete(self) -> bool:
@@ -122,11 +128,20 @@ def session_stats(db: Session, session_id: str) -> dict[str, Any]:
 
 
 def response_stats(db: Session, *, session_id: str | None = None) -> dict[str, Any]:
-    """``{session_id: "all" | ID, statistics: {...}}`` over every response, or one session's."""
-    query = sa.select(*_usage_columns())
+    """``{session_id: "all" | ID, statistics: {...}}`` over every response, or one session's.
+
+    Over every response it reads the daily rollups (the original gateway's monitor polls this).
+    """
     if session_id is not None:
-        query = query.where(Response.session_id == session_id)
-    return {"session_id": session_id or "all", "statistics": _usage(db.execute(query).one())}
+        row = db.execute(sa.select(*_usage_columns()).where(Response.session_id == session_id)).one()
+        return {"session_id": session_id, "statistics": _usage(row)}
+    totals = usage_report(db, filters=UsageFilters(), prices={}, latency=False).totals
+    return {"session_id": "all", "statistics": {
+        "total_responses": totals.requests, "total_prompt_tokens": totals.prompt_tokens,
+        "total_completion_tokens": totals.completion_tokens, "total_tokens": totals.total_tokens,
+        "avg_duration_ms": totals.avg_duration_ms, "error_count": totals.errors,
+        "success_rate": totals.success_rate,
+    }}
 
 
 # Usage reports
@@ -139,6 +154,7 @@ def usage_report(
     prices: Mapping[str, ModelPrice],
     limit: int = 100,
     now: int | None = None,
+    latency: bool = True,
 ) -> UsageReport:
     """Totals and groups over the responses that match; whole past days come from the rollups.
 
@@ -173,7 +189,7 @@ def usage_report(
             sources.append(usage_sql.live_histogram(
                 filters, group_by=group_by, lo=span_lo, hi=span_hi, kind=kind))
     totals, groups = _fold(cells, prices)
-    if spans:
+    if spans and latency:
         for kind, points in (("duration", _LATENCY_POINTS), ("ttft", _TTFT_POINTS)):
             for row in db.execute(usage_sql.percentiles(histograms[kind], points)):
                 metrics = totals if row.total else groups.get(row.key)
@@ -196,7 +212,7 @@ def _fold(cells: Iterable[Any], prices: Mapping[str, ModelPrice]) -> tuple[Metri
         price = price_of(prices, provider=cell.provider, model=cell.model)
         for metrics in (totals, groups.setdefault(cell.key, UsageGroup())):
             for name in ("requests", "errors", "incomplete", "prompt_tokens", "completion_tokens",
-                         "total_tokens", "usage_estimated"):
+                         "total_tokens", "usage_estimated", "durations", "duration_ms_sum"):
                 setattr(metrics, name, getattr(metrics, name) + int(getattr(cell, name)))
             if price is None:
                 metrics.unpriced_models.add(f"{cell.provider}/{cell.model}")

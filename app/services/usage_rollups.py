@@ -146,12 +146,13 @@ def _write_days(connection: Connection, start: int, end: int) -> dict[int, int]:
 
     connection.execute(sa.insert(UsageRollup).from_select(
         ["day", "provider", "model", "stream", "requests", "errors", "incomplete", "prompt_tokens",
-         "completion_tokens", "total_tokens", "usage_estimated"],
+         "completion_tokens", "total_tokens", "usage_estimated", "durations", "duration_ms_sum"],
         joined.add_columns(
             sa.func.count(), count_if(Response.status == "error"),
             count_if(Response.status == "incomplete"), total(Response.prompt_tokens),
             total(Response.completion_tokens), total(Response.total_tokens),
-            count_if(Response.usage_estimated.is_(True)),
+            count_if(Response.usage_estimated.is_(True)), sa.func.count(Response.duration_ms),
+            total(Response.duration_ms),
         ).group_by(*dims),
     ))
     for kind in LATENCY_KINDS:

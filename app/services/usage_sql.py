@@ -4,7 +4,7 @@ Both the live path (responses joined to their requests) and the daily rollups pr
 two row shapes, so a report can add whole rolled-up days to a live-computed edge:
 
 * cell: ``(key, provider, model, requests, errors, incomplete, prompt_tokens, completion_tokens,
-  total_tokens, usage_estimated)``
+  total_tokens, usage_estimated, durations, duration_ms_sum)``
 * histogram: ``(key, bucket, count)`` of one latency kind, ``duration`` or ``ttft``.
 
 Latencies are bucketed to two significant digits (exact below 100 ms) so that histograms of
@@ -107,6 +107,8 @@ def live_cells(filters: UsageFilters, *, group_by: str | None, lo: int | None, h
             _sum(Response.completion_tokens).label("completion_tokens"),
             _sum(Response.total_tokens).label("total_tokens"),
             _count_if(Response.usage_estimated.is_(True)).label("usage_estimated"),
+            sa.func.count(Response.duration_ms).label("durations"),
+            _sum(Response.duration_ms).label("duration_ms_sum"),
         )
         .select_from(Response).join(Request, Request.id == Response.request_id)
         .where(*_live_where(filters, lo, hi)).group_by(*group)
@@ -145,7 +147,7 @@ def rollup_cells(filters: UsageFilters, *, group_by: str | None, first_day: int,
     sums = [
         _sum(getattr(UsageRollup, name)).label(name)
         for name in ("requests", "errors", "incomplete", "prompt_tokens", "completion_tokens",
-                     "total_tokens", "usage_estimated")
+                     "total_tokens", "usage_estimated", "durations", "duration_ms_sum")
     ]
     return (
         sa.select(*columns, *sums)

@@ -59,6 +59,8 @@ def test_response_stats_over_everything_or_one_session(client, usage):
     assert everything["session_id"] == "all"
     assert everything["statistics"]["total_responses"] == 7
     assert everything["statistics"]["success_rate"] == round(5 / 7, 4)
+    assert everything["statistics"]["error_count"] == 1
+    assert everything["statistics"]["avg_duration_ms"] == round((10 + 20 + 30 + 40 + 90 + 60 + 1234) / 7, 1)
     one = client.get("/v1/responses/stats?session_id=a").get_json()
     assert (one["session_id"], one["statistics"]["total_responses"], one["statistics"]["total_tokens"]) == (
         "a", 5, 610,
@@ -76,6 +78,7 @@ def test_usage_totals(client, usage):
         1_000_410, 2_000_200, 3_000_610,
     )
     assert totals["usage_estimated"] == 1
+    assert totals["avg_duration_ms"] == round((10 + 20 + 30 + 40 + 90 + 60 + 1234) / 7, 1)
     # Nearest rank over 10, 20, 30, 40, 60, 90, 1234; 1234 is in the 1200-1299 bucket (2 digits).
     assert totals["latency_ms"] == {"p50": 40, "p95": 1250, "p99": 1250}
     assert totals["ttft_ms"] == {"p50": 3}
@@ -173,6 +176,8 @@ def test_recent_calls_are_counted_live(client, db_session, usage):
     body = client.get("/v1/stats/usage?group_by=day").get_json()
     assert body["data"][0]["requests"] == 1
     assert body["totals"]["requests"] == 8
+    statistics = client.get("/v1/responses/stats").get_json()["statistics"]
+    assert (statistics["total_responses"], statistics["total_tokens"]) == (8, 3_000_610 + 15)
 
 
 @pytest.mark.parametrize(
