@@ -38,10 +38,10 @@ def upgrade() -> None:
     # Outcome filters on request lists find the request ids in an index alone, whichever of
     # status, finish_reason and duration they combine. They replace the single-column ones.
     op.create_index(
-        "ix_responses_outcome", "responses", ["status", "finish_reason", "duration_ms", "request_id"]
+        "ix_responses_outcome", "responses", ["status", "request_id", "finish_reason", "duration_ms"]
     )
     op.create_index(
-        "ix_responses_finish_reason_duration", "responses", ["finish_reason", "duration_ms", "request_id"]
+        "ix_responses_finish_reason_outcome", "responses", ["finish_reason", "request_id", "duration_ms"]
     )
     op.create_index("ix_responses_duration_ms_request_id", "responses", ["duration_ms", "request_id"])
     op.drop_index("ix_responses_status", table_name="responses")
@@ -97,7 +97,9 @@ def downgrade() -> None:
     op.drop_table("usage_rollup_days")
     op.create_index("ix_responses_status", "responses", ["status"])
     op.create_index("ix_responses_finish_reason", "responses", ["finish_reason"])
-    for name in ("ix_responses_duration_ms_request_id", "ix_responses_finish_reason_duration", "ix_responses_outcome"):
+    for name in (
+        "ix_responses_duration_ms_request_id", "ix_responses_finish_reason_outcome", "ix_responses_outcome",
+    ):
         op.drop_index(name, table_name="responses")
     op.create_index("ix_responses_timestamp", "responses", ["timestamp"])
     op.drop_index("ix_responses_timestamp_usage", table_name="responses")
