@@ -12,8 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app import create_app
-from app import migrate
+from app import create_app, migrate
 from app.config import Settings
 from app.db import create_engine, dispose_engines, get_engine
 from app.models import Base

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -123,7 +122,7 @@ class HTTPTransport:
                 if not data:
                     return
                 yield data
-        except (ReadTimeoutError, socket.timeout, TimeoutError):
+        except (ReadTimeoutError, TimeoutError):
             raise UpstreamTimeout(
                 f"Provider {self.name!r} sent nothing for {self.timeout_s:g}s mid-stream."
             ) from None

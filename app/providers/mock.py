@@ -54,7 +54,9 @@ class MockProvider(Provider):
         return _MockStream(payload)
 
     def list_models(self) -> list[dict[str, Any]]:
-        return [{"id": model, "object": "model", "created": 0, "owned_by": self.name} for model in MOCK_MODELS]
+        return [
+            {"id": model, "object": "model", "created": 0, "owned_by": self.name} for model in MOCK_MODELS
+        ]
 
 
 class _Answer:
