@@ -9,11 +9,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from alembic import command
 from app.config import PROJECT_ROOT, ConfigError, Settings
 from app.db import get_engine
 
