@@ -44,8 +44,11 @@ def upgrade() -> None:
         "ix_responses_finish_reason_outcome", "responses", ["finish_reason", "request_id", "duration_ms"]
     )
     op.create_index("ix_responses_duration_ms_request_id", "responses", ["duration_ms", "request_id"])
-    op.drop_index("ix_responses_status", table_name="responses")
-    op.drop_index("ix_responses_finish_reason", table_name="responses")
+    # Later versions of the core schema no longer create these: drop them where they exist.
+    existing = {index["name"] for index in sa.inspect(op.get_bind()).get_indexes("responses")}
+    for name in ("ix_responses_status", "ix_responses_finish_reason"):
+        if name in existing:
+            op.drop_index(name, table_name="responses")
 
     op.create_table(
         "usage_rollup_days",
@@ -95,8 +98,8 @@ def downgrade() -> None:
     op.drop_table("usage_rollup_latencies")
     op.drop_table("usage_rollups")
     op.drop_table("usage_rollup_days")
-    op.create_index("ix_responses_status", "responses", ["status"])
-    op.create_index("ix_responses_finish_reason", "responses", ["finish_reason"])
+    # ix_responses_status and ix_responses_finish_reason are not put back: the core schema
+    # (0001 on main) no longer has them.
     for name in (
         "ix_responses_duration_ms_request_id", "ix_responses_finish_reason_outcome", "ix_responses_outcome",
     ):
