@@ -65,8 +65,25 @@ def register_blueprints(app: Flask, settings: Settings) -> None:
         app.register_blueprint(settings_api.bp)
     if settings.expose_worker_pid:
         app.after_request(_worker_header)
+    register_history_api(app)
 
 
 def _worker_header(response: Response) -> Response:
     response.headers["X-Gateway-Worker"] = str(os.getpid())
     return response
+
+
+def register_history_api(app: Flask) -> None:
+    """The history API (sessions, requests, responses, stats) with /openapi.json and /docs."""
+    from app.api import history, sessions, stats
+    from app.api.rest import create_api
+
+    api = create_api(app)
+    settings = app.extensions["gateway"].settings
+    if not settings.enable_crud_api:
+        log.info("ENABLE_CRUD_API=false: the history API is off")
+        return
+    if settings.admin_api_key is None:
+        log.warning("history API open to loopback clients only (ADMIN_API_KEY not set)")
+    for module in (sessions, history, stats):
+        api.register_blueprint(module.blp)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +20,14 @@ _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 
 class ConfigError(ValueError):
     """An environment variable holds a value the gateway cannot start with."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrice:
+    """What a model costs, in US dollars per million prompt and completion tokens."""
+
+    prompt: float
+    completion: float
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,6 +51,8 @@ class Settings:
     log_level: str = "INFO"
     # Adds X-Gateway-Worker (the worker's pid) to chat answers: for tests and debugging only.
     expose_worker_pid: bool = False
+    # Keyed by "provider/model" or bare "model"; models missing here are priced 0 and flagged.
+    model_prices: Mapping[str, ModelPrice] = field(default_factory=dict, hash=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -71,6 +83,7 @@ class Settings:
             admin_api_key=env.get("ADMIN_API_KEY") or None,
             log_level=_log_level(env),
             expose_worker_pid=_bool(env, "EXPOSE_WORKER_PID", False),
+            model_prices=_model_prices(env),
         )
 
     def secrets(self) -> dict[str, str]:
@@ -148,6 +161,48 @@ def _log_level(env: Mapping[str, str]) -> str:
     if value not in _LOG_LEVELS:
         raise ConfigError(f"LOG_LEVEL must be one of {', '.join(sorted(_LOG_LEVELS))}, got {value!r}")
     return value
+
+
+def _model_prices(env: Mapping[str, str]) -> dict[str, ModelPrice]:
+    """MODEL_PRICES: inline JSON, or the path of a JSON file, mapping models to USD per 1M tokens.
+
+    ``{"gpt-4o": {"prompt": 2.5, "completion": 10}, "openai/gpt-4o-mini": {...}}``
+    """
+    raw = env.get("MODEL_PRICES", "").strip()
+    if not raw:
+        return {}
+    if raw[0] in "{[":
+        text = raw
+    else:
+        path = Path(raw)
+        if not path.is_absolute():
+            path = PROJECT_ROOT / path
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"MODEL_PRICES names a file that cannot be read: {path} ({exc.strerror})"
+            ) from None
+    try:
+        table = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"MODEL_PRICES is not valid JSON: {exc}") from None
+    if not isinstance(table, dict):
+        raise ConfigError("MODEL_PRICES must be a JSON object mapping model names to prices")
+    prices = {}
+    for model, price in table.items():
+        if not model.strip() or not isinstance(price, dict) or set(price) != {"prompt", "completion"}:
+            raise ConfigError(
+                f"MODEL_PRICES[{model!r}] must be {{\"prompt\": USD, \"completion\": USD}} per 1M tokens"
+            )
+        values = [price["prompt"], price["completion"]]
+        if not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+            for v in values
+        ):
+            raise ConfigError(f"MODEL_PRICES[{model!r}] prices must be numbers >= 0, got {price!r}")
+        prices[model.strip()] = ModelPrice(prompt=float(values[0]), completion=float(values[1]))
+    return prices
 
 
 def configure_logging(settings: Settings) -> None:

@@ -17,6 +17,7 @@ class GatewayError(Exception):
     status = 500
     type = "api_error"
     code = "internal_error"
+    headers: dict[str, str] = {}
 
     def __init__(
         self,
@@ -54,6 +55,13 @@ class Unauthorized(GatewayError):
     status = 401
     type = "authentication_error"
     code = "invalid_api_key"
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class Forbidden(GatewayError):
+    status = 403
+    type = "permission_error"
+    code = "forbidden"
 
 
 class Forbidden(GatewayError):
@@ -114,6 +122,7 @@ def error_body(
 def error_response(error: GatewayError) -> Response:
     response = jsonify(error.body())
     response.status_code = error.status
+    response.headers.update(error.headers)
     retry_after = getattr(error, "retry_after", None)
     if retry_after:
         response.headers["Retry-After"] = retry_after

@@ -4,6 +4,7 @@ from app.models.base import Base, JSONText, now_ms
 from app.models.history import RESPONSE_STATUSES, Attempt, ChatSession, Request, Response
 from app.models.providers import ProviderRow
 from app.models.settings import Setting
+from app.models.usage import UsageRollup, UsageRollupDay, UsageRollupDayLatency, UsageRollupLatency
 
 __all__ = [
     "RESPONSE_STATUSES",
@@ -15,5 +16,9 @@ __all__ = [
     "Request",
     "Response",
     "Setting",
+    "UsageRollup",
+    "UsageRollupDay",
+    "UsageRollupDayLatency",
+    "UsageRollupLatency",
     "now_ms",
 ]

@@ -40,7 +40,8 @@ class StreamCapture:
             self.unparsed += 1
             return
         if not self.meta:
-            self.meta = {key: chunk[key] for key in ("id", "created", "model", "system_fingerprint") if key in chunk}
+            keys = ("id", "created", "model", "system_fingerprint")
+            self.meta = {key: chunk[key] for key in keys if key in chunk}
         if isinstance(chunk.get("usage"), dict):
             self.usage = chunk["usage"]
         if isinstance(chunk.get("error"), dict | str):
@@ -89,7 +90,8 @@ class StreamCapture:
         return int((self.first_token_at - self.started) * 1000)
 
     def message(self) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": self.role, "content": "".join(self.content) if self.content else None}
+        content = "".join(self.content) if self.content else None
+        message: dict[str, Any] = {"role": self.role, "content": content}
         if self.refusal:
             message["refusal"] = "".join(self.refusal)
         if self.tool_calls:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from legacy_dbs import build_v1, build_v2, counts
+from tests.legacy_dbs import build_v1, build_v2, counts
 
 from app import migrate
 from app.cli import cli

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from legacy_dbs import (
+from tests.legacy_dbs import (
     MALFORMED,
     assert_foreign_keys_hold,
     build_v1,

@@ -1,0 +1,110 @@
+"""Query arguments and answers of the statistics endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, fields, post_load, validate
+
+from app.schemas.common import Boolean, DateRangeMixin, FilterText, Integer
+from app.services.stats import GROUPINGS
+from app.services.usage_sql import UsageFilters
+
+
+class ResponseStatsArgs(Schema):
+    session_id = FilterText(metadata={"description": "Only this session's responses."})
+
+
+class UsageArgs(DateRangeMixin):
+    group_by = fields.String(validate=validate.OneOf(GROUPINGS))
+    model = FilterText()
+    provider = FilterText()
+    stream = Boolean()
+    session_id = FilterText()
+    limit = Integer(
+        load_default=100, validate=validate.Range(min=1, max=1000),
+        metadata={"error_code": "invalid_limit", "description": "At most this many groups."},
+    )
+
+    @post_load
+    def _filters(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        start, end = data.pop("start_date", None), data.pop("end_date", None)
+        group_by, limit = data.pop("group_by", None), data.pop("limit")
+        filters = UsageFilters(start_ms=start, end_ms=end, **data)
+        return {"group_by": group_by, "limit": limit, "filters": filters}
+
+
+class UsageSummarySchema(Schema):
+    total_responses = fields.Integer(required=True)
+    total_prompt_tokens = fields.Integer(required=True)
+    total_completion_tokens = fields.Integer(required=True)
+    total_tokens = fields.Integer(required=True)
+    avg_duration_ms = fields.Float(required=True, allow_none=True)
+    error_count = fields.Integer(required=True)
+    success_rate = fields.Float(required=True, allow_none=True)
+
+
+class SessionStatsSchema(Schema):
+    session_id = fields.String(required=True)
+    message_count = fields.Integer(required=True)
+    created_at = fields.Integer(required=True)
+    last_accessed = fields.Integer(required=True)
+    usage = fields.Nested(UsageSummarySchema, required=True)
+
+
+class ResponseStatsSchema(Schema):
+    session_id = fields.String(required=True, metadata={"description": '"all", or the session asked for.'})
+    statistics = fields.Nested(UsageSummarySchema, required=True)
+
+
+class LatencySchema(Schema):
+    p50 = fields.Integer(required=True, allow_none=True)
+    p95 = fields.Integer(required=True, allow_none=True)
+    p99 = fields.Integer(required=True, allow_none=True)
+
+
+class TtftSchema(Schema):
+    p50 = fields.Integer(required=True, allow_none=True)
+
+
+class MetricsSchema(Schema):
+    requests = fields.Integer(required=True)
+    errors = fields.Integer(required=True)
+    incomplete = fields.Integer(required=True)
+    success_rate = fields.Float(required=True, allow_none=True)
+    prompt_tokens = fields.Integer(required=True)
+    completion_tokens = fields.Integer(required=True)
+    total_tokens = fields.Integer(required=True)
+    usage_estimated = fields.Integer(
+        required=True, metadata={"description": "Responses whose token counts were estimated."}
+    )
+    avg_duration_ms = fields.Float(required=True, allow_none=True)
+    latency_ms = fields.Nested(LatencySchema, required=True)
+    ttft_ms = fields.Nested(TtftSchema, required=True, metadata={"description": "Streams only."})
+    estimated_cost_usd = fields.Function(
+        lambda metrics: round(metrics.estimated_cost_usd, 6), required=True, metadata={"type": "number"}
+    )
+    cost_complete = fields.Boolean(
+        required=True, metadata={"description": "false: some models have no price."}
+    )
+    unpriced_models = fields.Function(
+        lambda metrics: sorted(metrics.unpriced_models), required=True,
+        metadata={"type": "array", "items": {"type": "string"}},
+    )
+
+
+class UsageGroupSchema(MetricsSchema):
+    key = fields.String(required=True)
+    start_ms = fields.Integer(required=True, allow_none=True)
+
+
+class UsageReportSchema(Schema):
+    object = fields.Constant("usage", dump_only=True)
+    group_by = fields.String(required=True, allow_none=True)
+    start_date = fields.Integer(attribute="start_ms", required=True, allow_none=True)
+    end_date = fields.Integer(attribute="end_ms", required=True, allow_none=True)
+    currency = fields.Constant("USD", dump_only=True)
+    totals = fields.Nested(MetricsSchema, required=True)
+    data = fields.List(fields.Nested(UsageGroupSchema), attribute="groups", required=True)
+    has_more = fields.Boolean(required=True)
+    unpriced_models = fields.List(fields.String(), required=True)

@@ -1,0 +1,205 @@
+"""The SQL behind usage reports: cells (counts and token sums) and latency histograms.
+
+Both the live path (responses joined to their requests) and the daily rollups produce the same
+two row shapes, so a report can add whole rolled-up days to a live-computed edge:
+
+* cell: ``(key, provider, model, requests, errors, incomplete, prompt_tokens, completion_tokens,
+  total_tokens, usage_estimated, durations, duration_ms_sum)``
+* histogram: ``(key, bucket, count)`` of one latency kind, ``duration`` or ``ttft``.
+
+Latencies are bucketed to two significant digits (exact below 100 ms) so that histograms of
+different days merge; ``percentiles`` merges them and picks the percentiles in SQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from app.models import Request, Response
+from app.models.usage import UsageRollup, UsageRollupDayLatency, UsageRollupLatency
+
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+
+
+def const(value: int) -> sa.ColumnElement:
+    """An integer constant inlined in the SQL (PostgreSQL needs GROUP BY expressions without parameters)."""
+    return sa.literal_column(str(int(value)), sa.BigInteger)
+
+
+def bucket(column: sa.ColumnElement) -> sa.ColumnElement:
+    """The value rounded down to two significant digits (exact under 100)."""
+    whens = [(column < const(100), column)]
+    for power in range(3, 7):
+        width = 10 ** (power - 2)
+        whens.append((column < const(10**power), (column // const(width)) * const(width)))
+    return sa.case(*whens, else_=(column // const(100_000)) * const(100_000))
+
+
+def bucket_width(value: int) -> int:
+    """The width of the bucket ``bucket`` put ``value`` in."""
+    return 1 if value < 100 else 10 ** (len(str(value)) - 2)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UsageFilters:
+    """Which responses a usage report covers; dates are inclusive ms since the epoch."""
+
+    model: str | None = None
+    provider: str | None = None
+    stream: bool | None = None
+    session_id: str | None = None
+    start_ms: int | None = None
+    end_ms: int | None = None
+
+
+def _count_if(condition: sa.ColumnElement) -> sa.ColumnElement:
+    return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+
+def _sum(column: sa.ColumnElement) -> sa.ColumnElement:
+    return sa.func.coalesce(sa.func.sum(column), 0)
+
+
+def live_key(group_by: str | None) -> sa.ColumnElement | None:
+    return {
+        None: None,
+        "day": (Response.timestamp // const(DAY_MS)) * const(DAY_MS),
+        "hour": (Response.timestamp // const(HOUR_MS)) * const(HOUR_MS),
+        "model": Request.model,
+        "provider": Request.provider,
+        "session": Response.session_id,
+    }[group_by]
+
+
+def _live_where(filters: UsageFilters, lo: int | None, hi: int | None) -> list[sa.ColumnElement]:
+    where = []
+    if lo is not None:
+        where.append(Response.timestamp >= lo)
+    if hi is not None:
+        where.append(Response.timestamp < hi)
+    for column, value in (
+        (Request.model, filters.model), (Request.provider, filters.provider),
+        (Request.stream, filters.stream), (Response.session_id, filters.session_id),
+    ):
+        if value is not None:
+            where.append(column == value)
+    return where
+
+
+def _keyed(key: sa.ColumnElement | None, *columns: sa.ColumnElement) -> tuple[list, list]:
+    """Select list and GROUP BY list, with the key first (a NULL constant, ungrouped, when none)."""
+    if key is None:
+        return [sa.null().label("key"), *columns], list(columns)
+    return [key.label("key"), *columns], [key, *columns]
+
+
+def live_cells(filters: UsageFilters, *, group_by: str | None, lo: int | None, hi: int | None) -> sa.Select:
+    columns, group = _keyed(live_key(group_by), Request.provider, Request.model)
+    return (
+        sa.select(
+            *columns, sa.func.count().label("requests"),
+            _count_if(Response.status == "error").label("errors"),
+            _count_if(Response.status == "incomplete").label("incomplete"),
+            _sum(Response.prompt_tokens).label("prompt_tokens"),
+            _sum(Response.completion_tokens).label("completion_tokens"),
+            _sum(Response.total_tokens).label("total_tokens"),
+            _count_if(Response.usage_estimated.is_(True)).label("usage_estimated"),
+            sa.func.count(Response.duration_ms).label("durations"),
+            _sum(Response.duration_ms).label("duration_ms_sum"),
+        )
+        .select_from(Response).join(Request, Request.id == Response.request_id)
+        .where(*_live_where(filters, lo, hi)).group_by(*group)
+    )
+
+
+def live_histogram(
+    filters: UsageFilters, *, group_by: str | None, lo: int | None, hi: int | None, kind: str
+) -> sa.Select:
+    value = Response.duration_ms if kind == "duration" else Response.ttft_ms
+    slot = bucket(value)
+    columns, group = _keyed(live_key(group_by), slot.label("bucket"))
+    group = [*group[:-1], slot] if group else group
+    query = sa.select(*columns, sa.func.count().label("count")).select_from(Response)
+    if any(v is not None for v in (filters.model, filters.provider, filters.stream)) or group_by in (
+        "model", "provider",
+    ):
+        query = query.join(Request, Request.id == Response.request_id)
+    return query.where(value.is_not(None), *_live_where(filters, lo, hi)).group_by(*group)
+
+
+def _rollup_where(table, filters: UsageFilters, first_day: int, end_day: int) -> list[sa.ColumnElement]:
+    where = [table.day >= first_day, table.day < end_day]
+    for column, value in (
+        (table.model, filters.model), (table.provider, filters.provider), (table.stream, filters.stream),
+    ):
+        if value is not None:
+            where.append(column == value)
+    return where
+
+
+def rollup_cells(filters: UsageFilters, *, group_by: str | None, first_day: int, end_day: int) -> sa.Select:
+    key = {None: None, "day": UsageRollup.day, "model": UsageRollup.model,
+           "provider": UsageRollup.provider}[group_by]
+    columns, group = _keyed(key, UsageRollup.provider, UsageRollup.model)
+    sums = [
+        _sum(getattr(UsageRollup, name)).label(name)
+        for name in ("requests", "errors", "incomplete", "prompt_tokens", "completion_tokens",
+                     "total_tokens", "usage_estimated", "durations", "duration_ms_sum")
+    ]
+    return (
+        sa.select(*columns, *sums)
+        .where(*_rollup_where(UsageRollup, filters, first_day, end_day)).group_by(*group)
+    )
+
+
+def rollup_histogram(
+    filters: UsageFilters, *, group_by: str | None, first_day: int, end_day: int, kind: str
+) -> sa.Select:
+    unfiltered = all(value is None for value in (filters.model, filters.provider, filters.stream))
+    if unfiltered and group_by in (None, "day"):
+        # Already merged over the day's models: read in key order, nothing to group.
+        day = UsageRollupDayLatency
+        return sa.select(
+            (day.day if group_by else sa.null()).label("key"), day.bucket, day.count.label("count")
+        ).where(day.kind == kind, day.day >= first_day, day.day < end_day)
+    table = UsageRollupLatency
+    key = {None: None, "day": table.day, "model": table.model, "provider": table.provider}[group_by]
+    columns, group = _keyed(key, table.bucket)
+    return (
+        sa.select(*columns, _sum(table.count).label("count"))
+        .where(table.kind == kind, *_rollup_where(table, filters, first_day, end_day))
+        .group_by(*group)
+    )
+
+
+def percentiles(histograms: list[sa.Select], points: tuple[int, ...]) -> sa.Select:
+    """Nearest-rank percentiles of merged histograms, per key and over all keys.
+
+    Rows: ``(total, key, p<N>...)``, ``total`` 1 for the row over all keys. Each percentile is
+    the lowest bucket whose running count reaches ``ceil(N * n / 100)``, i.e. ``seen * 100 >= N * n``.
+    """
+    union = (sa.union_all(*histograms) if len(histograms) > 1 else histograms[0]).subquery("h")
+    merged = (
+        sa.select(union.c.key, union.c.bucket, sa.func.sum(union.c["count"]).label("count"))
+        .group_by(union.c.key, union.c.bucket).subquery("m")
+    )
+    both = sa.union_all(
+        sa.select(const(0).label("total"), merged.c.key, merged.c.bucket, merged.c["count"]),
+        sa.select(const(1), sa.null(), merged.c.bucket, sa.func.sum(merged.c["count"]))
+        .group_by(merged.c.bucket),
+    ).subquery("b")
+    partition = (both.c.total, both.c.key)
+    running = sa.select(
+        both.c.total, both.c.key, both.c.bucket,
+        sa.func.sum(both.c["count"]).over(partition_by=partition, order_by=both.c.bucket).label("seen"),
+        sa.func.sum(both.c["count"]).over(partition_by=partition).label("n"),
+    ).subquery("r")
+    picks = [
+        sa.func.min(sa.case((running.c.seen * const(100) >= running.c.n * const(p), running.c.bucket)))
+        .label(f"p{p}")
+        for p in points
+    ]
+    return sa.select(running.c.total, running.c.key, *picks).group_by(running.c.total, running.c.key)

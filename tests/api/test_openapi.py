@@ -1,0 +1,46 @@
+"""The OpenAPI document and the docs page come from the schemas that validate."""
+
+from __future__ import annotations
+
+
+def test_openapi_documents_every_history_operation(client):
+    spec = client.get("/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    operations = {
+        (path, method) for path, item in spec["paths"].items() for method in item if method != "parameters"
+    }
+    assert operations == {
+        ("/v1/sessions", "get"), ("/v1/sessions", "delete"), ("/v1/sessions/{session_id}", "get"),
+        ("/v1/sessions/{session_id}", "delete"), ("/v1/sessions/{session_id}/requests", "get"),
+        ("/v1/sessions/{session_id}/stats", "get"), ("/v1/requests", "get"), ("/v1/requests/{id}", "get"),
+        ("/v1/requests/{id}", "delete"), ("/v1/requests/{id}/response", "get"), ("/v1/responses", "get"),
+        ("/v1/responses/{id}", "get"), ("/v1/responses/stats", "get"), ("/v1/stats/usage", "get"),
+    }
+
+
+def test_parameters_carry_the_validation_rules(client):
+    spec = client.get("/openapi.json").get_json()
+    params = {p["name"]: p for p in spec["paths"]["/v1/requests"]["get"]["parameters"]}
+    assert params["limit"]["schema"] == {"type": "integer", "default": 50, "minimum": 1, "maximum": 1000}
+    assert params["status"]["schema"]["enum"] == ["ok", "error", "incomplete"]
+    assert "pattern" in params["start_date"]["schema"]
+    usage = {p["name"]: p for p in spec["paths"]["/v1/stats/usage"]["get"]["parameters"]}
+    assert usage["group_by"]["schema"]["enum"] == ["model", "provider", "session", "day", "hour"]
+
+
+def test_errors_are_documented_in_the_openai_shape(client):
+    spec = client.get("/openapi.json").get_json()
+    responses = spec["paths"]["/v1/requests/{id}"]["get"]["responses"]
+    assert {"200", "400", "401", "403", "404"} <= set(responses)
+    error = spec["components"]["schemas"]["Error"]
+    assert error["properties"]["error"]["$ref"].endswith("/ErrorDetail")
+    assert spec["components"]["securitySchemes"]["adminKey"] == {
+        "type": "http", "scheme": "bearer",
+        "description": "ADMIN_API_KEY. Without one set, only loopback clients are answered.",
+    }
+
+
+def test_docs_page_loads_the_document(client):
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "/openapi.json" in page.get_data(as_text=True)

@@ -1,0 +1,74 @@
+"""Rows for tests: sessions and calls (a request with its response), through the ORM."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.models import ChatSession, Request, Response, now_ms
+
+DAY_MS = 86_400_000
+_ids = itertools.count(1)
+
+
+def make_session(
+    db: Session, session_id: str | None = None, *, created_at: int | None = None,
+    expires_at: int | None = None, **fields: Any,
+) -> ChatSession:
+    created_at = now_ms() if created_at is None else created_at
+    session = ChatSession(
+        id=session_id or f"session-{next(_ids)}", created_at=created_at, last_accessed=created_at,
+        expires_at=created_at + 1_800_000 if expires_at is None else expires_at,
+        message_count=fields.pop("message_count", 1),
+        first_user_message=fields.pop("first_user_message", "hi"),
+        **fields,
+    )
+    db.add(session)
+    db.flush()
+    return session
+
+
+def make_call(
+    db: Session,
+    session: ChatSession,
+    *,
+    timestamp: int,
+    model: str = "gpt-4o",
+    provider: str = "openai",
+    stream: bool = False,
+    status: str | None = "ok",
+    finish_reason: str | None = "stop",
+    prompt_tokens: int | None = 10,
+    completion_tokens: int | None = 5,
+    duration_ms: int | None = 100,
+    ttft_ms: int | None = None,
+    error: str | None = None,
+    usage_estimated: bool = False,
+) -> Request:
+    """A request and, unless ``status`` is None (still in flight), its response."""
+    body = {"model": model, "stream": stream, "messages": [{"role": "user", "content": "hello"}]}
+    request = Request(
+        session_id=session.id, request_id=str(uuid.uuid4()), timestamp=timestamp, method="POST",
+        path="/v1/chat/completions", openai_request=body, provider_request={**body, "model": model},
+        provider=provider, model=model, stream=stream, created_at=timestamp,
+    )
+    db.add(request)
+    db.flush()
+    if status is not None:
+        known = prompt_tokens is not None and completion_tokens is not None
+        total = prompt_tokens + completion_tokens if known else None
+        answered = timestamp + (duration_ms or 0)
+        db.add(Response(
+            request_id=request.id, session_id=session.id, response_id=str(uuid.uuid4()),
+            timestamp=answered, openai_response={"choices": [{"message": {"content": "hi"}}]},
+            provider_response=None if stream else {"raw": True}, prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens, total_tokens=total, usage_estimated=usage_estimated,
+            finish_reason=finish_reason, status=status, status_code=200 if status == "ok" else 502,
+            error=error, duration_ms=duration_ms, ttft_ms=ttft_ms, client_disconnected=False,
+            created_at=answered,
+        ))
+        db.flush()
+    return request
