@@ -7,8 +7,6 @@ error, and invalid parameters become our 400 with the parameter and its code.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 from http import HTTPStatus
 from typing import Any, NoReturn
@@ -21,8 +19,9 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import BaseConverter
 
+from app.api.auth import require_admin
 from app.db import get_engine
-from app.errors import Forbidden, InvalidRequest, Unauthorized
+from app.errors import InvalidRequest
 from app.extensions import gateway
 from app.schemas.common import PRINTABLE_PATTERN, ErrorSchema, error_code
 from app.services.history import RECORD_ID_PATTERN
@@ -30,7 +29,6 @@ from app.services.sessions import MAX_SESSION_ID
 
 log = logging.getLogger(__name__)
 
-LOOPBACK = ("127.0.0.1", "::1")
 MAX_BODY_BYTES = 64 * 1024  # the history endpoints take no body
 SECURITY_SCHEME = "adminKey"
 
@@ -108,22 +106,10 @@ class HistoryBlueprint(Blueprint):
 
 
 def _guard() -> None:
-    """Bearer ADMIN_API_KEY when set; loopback clients only when not."""
+    """Bodies are bounded, then the admin check (app.api.auth) applies."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise RequestEntityTooLarge(f"The history API takes no request body over {MAX_BODY_BYTES} bytes.")
-    key = gateway().settings.admin_api_key
-    if key is None:
-        if request.remote_addr not in LOOPBACK:
-            raise Forbidden(
-                "The history API answers loopback clients only: set ADMIN_API_KEY to open it.",
-                code="loopback_only",
-            )
-        return
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    # Digests first: compare_digest is constant-time only for equal lengths.
-    given = hashlib.sha256(token.strip().encode()).digest()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given, hashlib.sha256(key.encode()).digest()):
-        raise Unauthorized("Missing or wrong admin key: send Authorization: Bearer <ADMIN_API_KEY>.")
+    require_admin()
 
 
 def db() -> Session:

@@ -184,7 +184,7 @@ def test_with_an_admin_key_the_bearer_token_is_required(make_settings):
 
 def test_without_an_admin_key_only_this_host_may_manage(client):
     remote = client.get("/v1/providers", environ_base={"REMOTE_ADDR": "10.1.2.3"})
-    assert error_of(remote) == (403, None, "admin_local_only")
+    assert error_of(remote) == (403, None, "loopback_only")
     assert client.get("/v1/providers", environ_base={"REMOTE_ADDR": "::1"}).status_code == 200
 
 
