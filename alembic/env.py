@@ -5,7 +5,6 @@ from __future__ import annotations
 from logging.config import fileConfig
 
 from alembic import context
-
 from app.config import Settings
 from app.db import create_engine
 from app.models import Base

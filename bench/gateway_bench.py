@@ -64,6 +64,23 @@ def start_gateway(port: int, upstream_port: int, db: Path, *, persistence: bool,
     return process
 
 
+def cpu_seconds(root: int) -> float:
+    """User + system CPU of a process and its children (gunicorn master, workers, checkpointer)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry.name), int(fields[1])
+        if pid == root or ppid == root:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def merge(results: list[RunResult]) -> RunResult:
     merged = RunResult()
     for result in results:
@@ -97,20 +114,30 @@ def main() -> None:
             run(closed_loop("127.0.0.1", port, PATH, concurrency=8, seconds=1.0))
 
         table: dict[tuple[str, int], RunResult] = {}
+        gateway_pids = {"off": processes[2].pid, "on": processes[1].pid}
+        cpu: dict[tuple[str, int], float] = {}
         for concurrency in (1, 8, 64):
             runs: dict[str, list[RunResult]] = {name: [] for name in targets}
             for _ in range(rounds):
                 for name, port in targets.items():
+                    before = cpu_seconds(gateway_pids[name]) if name in gateway_pids else 0.0
                     runs[name].append(run(
                         closed_loop("127.0.0.1", port, PATH, concurrency=concurrency, seconds=seconds)))
+                    if name in gateway_pids:
+                        cpu[(name, concurrency)] = cpu.get((name, concurrency), 0.0) + (
+                            cpu_seconds(gateway_pids[name]) - before)
             for name in targets:
                 table[(name, concurrency)] = merge(runs[name])
 
-        print("\n| concurrency | direct req/s | persistence off req/s | persistence on req/s | on/off ratio |")
-        print("|---|---|---|---|---|")
+        print("\n| concurrency | direct req/s | persistence off req/s | persistence on req/s | on/off ratio "
+              "| gateway CPU us/req off | on | CPU on/off capacity ratio |")
+        print("|---|---|---|---|---|---|---|---|")
         for concurrency in (1, 8, 64):
             d, off, on = (table[(name, concurrency)] for name in ("direct", "off", "on"))
-            print(f"| {concurrency} | {d.rps:.0f} | {off.rps:.0f} | {on.rps:.0f} | {on.rps / off.rps:.2f} |")
+            cpu_off = cpu[("off", concurrency)] / max(1, len(off.latencies)) * 1e6
+            cpu_on = cpu[("on", concurrency)] / max(1, len(on.latencies)) * 1e6
+            print(f"| {concurrency} | {d.rps:.0f} | {off.rps:.0f} | {on.rps:.0f} | {on.rps / off.rps:.2f} "
+                  f"| {cpu_off:.0f} | {cpu_on:.0f} | {cpu_off / cpu_on:.2f} |")
         d, on, off = table[("direct", 1)], table[("on", 1)], table[("off", 1)]
         print("\n| c=1 latency | p50 ms | p99 ms | added p50 vs direct | added p99 vs direct |")
         print("|---|---|---|---|---|")

@@ -26,29 +26,15 @@ def _dimensions() -> list[sa.Column]:
 
 
 def upgrade() -> None:
-    # Streams or not, newest first: the page in index order, the total from the index alone.
-    op.create_index("ix_requests_stream_timestamp", "requests", ["stream", "timestamp"])
     # Lead with timestamp and carry what usage statistics read: replaces the single-column index.
+    # Every index costs the audit hot path a page write per row, so outcome filters (status,
+    # finish_reason, duration) read the responses of a time range rather than indexes of their own.
     op.create_index(
         "ix_responses_timestamp_usage", "responses",
         ["timestamp", "status", "duration_ms", "ttft_ms", "prompt_tokens", "completion_tokens",
          "total_tokens", "usage_estimated", "request_id"],
     )
     op.drop_index("ix_responses_timestamp", table_name="responses")
-    # Outcome filters on request lists find the request ids in an index alone, whichever of
-    # status, finish_reason and duration they combine. They replace the single-column ones.
-    op.create_index(
-        "ix_responses_outcome", "responses", ["status", "request_id", "finish_reason", "duration_ms"]
-    )
-    op.create_index(
-        "ix_responses_finish_reason_outcome", "responses", ["finish_reason", "request_id", "duration_ms"]
-    )
-    op.create_index("ix_responses_duration_ms_request_id", "responses", ["duration_ms", "request_id"])
-    # Later versions of the core schema no longer create these: drop them where they exist.
-    existing = {index["name"] for index in sa.inspect(op.get_bind()).get_indexes("responses")}
-    for name in ("ix_responses_status", "ix_responses_finish_reason"):
-        if name in existing:
-            op.drop_index(name, table_name="responses")
 
     op.create_table(
         "usage_rollup_days",
@@ -98,12 +84,5 @@ def downgrade() -> None:
     op.drop_table("usage_rollup_latencies")
     op.drop_table("usage_rollups")
     op.drop_table("usage_rollup_days")
-    # ix_responses_status and ix_responses_finish_reason are not put back: the core schema
-    # (0001 on main) no longer has them.
-    for name in (
-        "ix_responses_duration_ms_request_id", "ix_responses_finish_reason_outcome", "ix_responses_outcome",
-    ):
-        op.drop_index(name, table_name="responses")
     op.create_index("ix_responses_timestamp", "responses", ["timestamp"])
     op.drop_index("ix_responses_timestamp_usage", table_name="responses")
-    op.drop_index("ix_requests_stream_timestamp", table_name="requests")

@@ -66,7 +66,6 @@ class Request(LegacyMixin, Base):
         sa.Index("ix_requests_model_timestamp", "model", "timestamp"),
         sa.Index("ix_requests_provider_timestamp", "provider", "timestamp"),
         legacy_index("requests"),
-        sa.Index("ix_requests_stream_timestamp", "stream", "timestamp"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -109,12 +108,6 @@ class Response(LegacyMixin, Base):
             "ix_responses_timestamp_usage", "timestamp", "status", "duration_ms", "ttft_ms",
             "prompt_tokens", "completion_tokens", "total_tokens", "usage_estimated", "request_id",
         ),
-        # The requests with a given outcome, without reading a response row (history filters):
-        # each combination of status, finish_reason and min_duration_ms is answered by one of
-        # these alone, request ids in order after an equality (cheap to collect into a set).
-        sa.Index("ix_responses_outcome", "status", "request_id", "finish_reason", "duration_ms"),
-        sa.Index("ix_responses_finish_reason_outcome", "finish_reason", "request_id", "duration_ms"),
-        sa.Index("ix_responses_duration_ms_request_id", "duration_ms", "request_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

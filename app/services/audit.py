@@ -273,7 +273,7 @@ def _begin_immediate(cursor) -> None:
     The hot path's connections have busy_timeout=0: SQLite's own busy handler
     sleeps inside C and would stall every stream a gevent worker holds.
     """
-    delay = 0.0002
+    delay = 0.0001
     deadline = time.monotonic() + LOCK_WAIT_S
     while True:
         try:
@@ -283,7 +283,7 @@ def _begin_immediate(cursor) -> None:
             if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
                 raise
         time.sleep(delay * (0.5 + random.random()))
-        delay = min(delay * 2, 0.05)
+        delay = min(delay * 1.5, 0.002)  # the lock is held for well under a millisecond
 
 
 def _compile(statement, dialect, table: sa.Table | None = None) -> str:
