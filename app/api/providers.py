@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
+from flask import request
 
-from app.api.auth import require_admin
+from app.api.management import admin_context, management_blueprint
 from app.db import get_engine
 from app.errors import InvalidRequest
 from app.extensions import gateway
@@ -12,38 +12,24 @@ from app.schemas.providers import ProviderSchema
 from app.schemas.validation import json_object, load
 from app.services import provider_admin
 
-bp = Blueprint("providers", __name__, url_prefix="/v1/providers")
-bp.before_request(require_admin)
-
-
-def _context() -> dict:
-    settings = gateway().settings
-    return {"engine": get_engine(settings.database_url), "default_provider": settings.default_provider}
-
-
-@bp.after_request
-def apply_now(response: Response) -> Response:
-    """This worker routes by a change at once; the others within their check interval."""
-    if request.method != "GET" and response.status_code < 400:
-        gateway().registry.check()
-    return response
+bp = management_blueprint("providers", "/v1/providers")
 
 
 @bp.get("")
 def list_providers() -> dict:
-    return {"object": "list", "data": provider_admin.list_providers(**_context())}
+    return {"object": "list", "data": provider_admin.list_providers(**admin_context())}
 
 
 @bp.post("")
 def create_provider() -> tuple:
     fields = load(ProviderSchema(), json_object(request.get_data()))
-    created = provider_admin.create_provider(fields=fields, **_context())
+    created = provider_admin.create_provider(fields=fields, **admin_context())
     return created, 201, {"Location": f"{bp.url_prefix}/{created['name']}"}
 
 
 @bp.get("/<name>")
 def get_provider(name: str) -> dict:
-    return provider_admin.get_provider(name=name, **_context())
+    return provider_admin.get_provider(name=name, **admin_context())
 
 
 @bp.patch("/<name>")
@@ -56,12 +42,12 @@ def update_provider(name: str) -> dict:
         )
     body.pop("name", None)
     changes = load(ProviderSchema(), body, partial=True)
-    return provider_admin.update_provider(name=name, changes=changes, **_context())
+    return provider_admin.update_provider(name=name, changes=changes, **admin_context())
 
 
 @bp.delete("/<name>")
 def delete_provider(name: str) -> dict:
-    provider_admin.delete_provider(name=name, **_context())
+    provider_admin.delete_provider(name=name, **admin_context())
     return {"deleted": True, "provider": name}
 
 
