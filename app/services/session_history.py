@@ -14,6 +14,7 @@ from app.errors import NotFound
 from app.models import ChatSession, Request, Response
 from app.services import usage_rollups
 from app.services.paging import Page, PageRequest, fetch_page
+from app.services.retention import purgeable_sessions
 from app.services.usage_sql import DAY_MS, const
 
 
@@ -71,13 +72,14 @@ def delete_session(db: Session, session_id: str) -> None:
 def purge_expired_sessions(db: Session, *, now_ms: int) -> PurgeResult:
     """End expired sessions without losing history.
 
-    Expired sessions that hold no requests are deleted; those with history keep it and
-    only lose their upstream continuity (chat_id, parent_id).
+    Expired sessions that hold no requests (and were not imported) are deleted; those with
+    history keep it and only lose their upstream continuity (chat_id, parent_id).
     """
     expired = ChatSession.expires_at < now_ms
-    has_history = sa.exists().where(Request.session_id == ChatSession.id)
     deleted = db.execute(
-        sa.delete(ChatSession).where(expired, ~has_history).execution_options(synchronize_session=False)
+        sa.delete(ChatSession)
+        .where(ChatSession.id.in_(purgeable_sessions(now_ms=now_ms)))
+        .execution_options(synchronize_session=False)
     ).rowcount
     cleared = db.execute(
         sa.update(ChatSession)

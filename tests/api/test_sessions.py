@@ -102,6 +102,7 @@ def test_purge_deletes_only_expired_sessions_without_history(client, db_session)
     now = now_ms()
     make_session(db_session, "live", created_at=now, chat_id="c-live")
     make_session(db_session, "expired-empty", created_at=T0, expires_at=T0 + 1)
+    make_session(db_session, "imported-empty", created_at=T0, expires_at=T0 + 1, retained=True)
     with_history = make_session(db_session, "expired-kept", created_at=T0, expires_at=T0 + 1,
                                 chat_id="c-old", parent_id="p-old")
     make_call(db_session, with_history, timestamp=T0)
@@ -109,6 +110,7 @@ def test_purge_deletes_only_expired_sessions_without_history(client, db_session)
     assert client.delete("/v1/sessions").get_json() == {"deleted": 1, "cleared": 1}
     db_session.expire_all()
     assert db_session.get(ChatSession, "expired-empty") is None
+    assert db_session.get(ChatSession, "imported-empty") is not None  # imported: never purged
     kept = db_session.get(ChatSession, "expired-kept")
     assert (kept.chat_id, kept.parent_id) == (None, None)
     assert client.get("/v1/sessions/expired-kept/requests").get_json()["total"] == 1
