@@ -64,12 +64,6 @@ class Forbidden(GatewayError):
     code = "forbidden"
 
 
-class Forbidden(GatewayError):
-    status = 403
-    type = "permission_error"
-    code = "forbidden"
-
-
 class Conflict(GatewayError):
     status = 409
     type = "invalid_request_error"
