@@ -73,7 +73,7 @@ def print_json(data: Any) -> None:
 
 def console() -> Console:
     """A console on the current stdout; wide and plain when piped so rows are never cut."""
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     tty = out.isatty()
     return Console(file=out, width=None if tty else 250, no_color=not tty, highlight=False, soft_wrap=not tty)
 
