@@ -44,6 +44,9 @@ class CliGroup(click.Group):
         except BrokenPipeError:  # `provider-cli history | head`
             sys.stderr.close()
             ctx.exit(0)
+        except OSError as exc:  # a file to write that cannot be opened
+            where = f": {exc.filename}" if exc.filename else ""
+            raise click.ClickException(f"{exc.strerror or exc}{where}") from None
 
 
 @dataclass(frozen=True, slots=True)
