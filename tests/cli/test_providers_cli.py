@@ -52,7 +52,9 @@ def test_add_update_disable_enable_remove(run, database_url):
 def test_add_checks_like_the_rest_api(run, database_url):
     assert failed(run("providers", "add", "x", "--type", "openai-compatible"), "Invalid 'base_url'")
     assert failed(run("providers", "add", "x", "--type", "nope", "--base-url", "http://h"), "Invalid 'type'")
-    assert failed(run("providers", "add", "x y", "--type", "openai-compatible", "--base-url", "http://h"), "Invalid 'name'")
+    assert failed(
+        run("providers", "add", "x y", "--type", "openai-compatible", "--base-url", "http://h"), "Invalid 'name'"
+    )
     assert failed(
         run("providers", "add", "x", "--type", "openai-compatible", "--base-url", "http://user:pw@h/v1"), "credentials"
     )
