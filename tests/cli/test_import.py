@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from tests.legacy_dbs import build_v1, build_v2, counts
 
 from app import migrate
 from app.cli import cli
+from tests.legacy_dbs import build_v1, build_v2, counts
 
 
 @pytest.fixture

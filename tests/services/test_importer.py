@@ -9,6 +9,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+
+from app.db import get_engine
+from app.models import Request
+from app.services.importer import import_database
+from app.services.legacy.target import Target
+from app.services.retention import purgeable_sessions
 from tests.legacy_dbs import (
     MALFORMED,
     assert_foreign_keys_hold,
@@ -18,12 +24,6 @@ from tests.legacy_dbs import (
     source_rows,
     target_rows,
 )
-
-from app.db import get_engine
-from app.models import Request
-from app.services.importer import import_database
-from app.services.legacy.target import Target
-from app.services.retention import purgeable_sessions
 
 
 def test_v1_import_keeps_every_field(database_url: str, tmp_path: Path):

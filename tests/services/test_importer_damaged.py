@@ -5,9 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from tests.legacy_dbs import V1_SCHEMA, assert_foreign_keys_hold, build_v2, counts, target_rows, v1_rows
-
 from app.services.importer import import_database
+from tests.legacy_dbs import V1_SCHEMA, assert_foreign_keys_hold, build_v2, counts, target_rows, v1_rows
 
 LOST_SESSION = f"{5:032x}"
 
