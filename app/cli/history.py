@@ -69,7 +69,7 @@ def history_command(limit: int, as_json: bool, **filters: Any) -> None:
         return
     print_table(
         ("id", "time", "provider", "model", "stream", "status", "tokens", "duration"),
-        ((r["request_id"][:8], when(r["timestamp"]), r["provider"], r["model"], "yes" if r["stream"] else "no",
+        ((r["id"], when(r["timestamp"]), r["provider"], r["model"], "yes" if r["stream"] else "no",
           r["status"] or "pending", _or_dash(r["total_tokens"]), _ms(r["duration_ms"])) for r in rows),
     )
     click.echo(f"{len(rows)} of {page.total} requests", err=True)
@@ -79,12 +79,12 @@ def history_command(limit: int, as_json: bool, **filters: Any) -> None:
 @click.argument("request_id")
 @json_option
 def show_command(request_id: str, as_json: bool) -> None:
-    """Show one request (id, UUID, or the short id `history` prints), its response, its conversation.
+    """Show one request (the id `history` prints, its UUID or a UUID prefix), its response, its conversation.
 
     \b
     Examples:
-      provider-cli show 3f2a9c1e
-      provider-cli show 42 --json
+      provider-cli show 42
+      provider-cli show 0193f6c2-7d1a --json
     """
     gateway = open_gateway()
     with Session(gateway.engine) as db:
@@ -125,8 +125,8 @@ def show_command(request_id: str, as_json: bool) -> None:
     click.echo(f"Conversation around it (session {data['session_id']}):")
     for turn in data["conversation"]:
         mark = ">" if turn["this"] else " "
-        click.echo(f"{mark} {when(turn['timestamp'])} {turn['request_id'][:8]} user: {turn['user'] or '-'}")
-        click.echo(f"{mark} {' ' * 28}assistant: {turn['assistant'] or '-'}")
+        click.echo(f"{mark} {when(turn['timestamp'])} #{turn['id']} user: {turn['user'] or '-'}")
+        click.echo(f"{mark} {' ' * (22 + len(str(turn['id'])))}assistant: {turn['assistant'] or '-'}")
 
 
 @click.group("sessions", cls=CliGroup, invoke_without_command=True)

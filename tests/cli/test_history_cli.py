@@ -39,7 +39,7 @@ def test_history_is_newest_first_with_its_columns(run, calls):
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["id", "time", "provider", "model", "stream", "status", "tokens", "duration"]
-    assert ids_in(result.stdout) == [c.request_id[:8] for c in reversed(calls[:3])] + [calls[3].request_id[:8]]
+    assert ids_in(result.stdout) == [str(c.id) for c in reversed(calls[:3])] + [str(calls[3].id)]
     assert lines[1].split()[3:] == ["qwen", "qwen", "no", "error", "-", "100", "ms"]
     assert lines[2].split()[3:] == ["openai", "gpt-4o", "yes", "ok", "15", "100", "ms"]
     assert result.stderr == "4 of 4 requests\n"
@@ -56,7 +56,7 @@ def test_history_is_newest_first_with_its_columns(run, calls):
 ])
 def test_history_filters(run, calls, args, expected):
     result = run("history", *args)
-    assert ids_in(result.stdout) == [calls[i].request_id[:8] for i in expected]
+    assert ids_in(result.stdout) == [str(calls[i].id) for i in expected]
 
 
 def test_history_since_an_iso_time_and_json(run, calls):
@@ -79,8 +79,8 @@ def test_history_bad_options(run, calls, args, message):
         assert result.exit_code == 2 and message in result.stderr
 
 
-def test_show_by_short_id_with_response_and_conversation(run, calls):
-    result = run("show", calls[1].request_id[:8])
+def test_show_by_id_with_response_and_conversation(run, calls):
+    result = run("show", str(calls[1].id))
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert out.startswith(f"Request {calls[1].request_id} (#{calls[1].id})")
@@ -91,11 +91,11 @@ def test_show_by_short_id_with_response_and_conversation(run, calls):
     assert [line[0] for line in conversation] == [" ", " ", ">", ">", " ", " "]
 
 
-def test_show_json_by_uuid_and_by_id(run, calls):
+def test_show_json_by_uuid_and_by_a_uuid_prefix(run, calls):
     data = json.loads(run("show", calls[2].request_id, "--json").stdout)
     assert (data["response"]["status"], data["response"]["error"]) == ("error", "upstream down")
     assert [turn["this"] for turn in data["conversation"]] == [False, False, True]
-    assert json.loads(run("show", str(calls[2].id), "--json").stdout)["request_id"] == calls[2].request_id
+    assert json.loads(run("show", calls[2].request_id[:13], "--json").stdout)["id"] == calls[2].id
 
 
 def test_show_a_missing_request(run, calls):
