@@ -60,3 +60,13 @@ def test_bad_format_and_since(run, calls, tmp_path):
     assert result.exit_code == 2 and "Invalid value for '--format'" in result.stderr
     assert failed(run("export", "--since", "later"), "invalid --since")
     assert failed(run("export", "-o", str(tmp_path / "missing" / "x.jsonl")), "No such file")
+
+
+def test_a_terminal_gets_a_progress_bar_and_the_same_rows(run, calls, tmp_path, monkeypatch):
+    import app.cli.export as export_cli
+
+    monkeypatch.setattr(export_cli, "progress_wanted", lambda: True)
+    target = tmp_path / "out.jsonl"
+    result = run("export", "-o", str(target))
+    assert result.exit_code == 0, result.output
+    assert len(target.read_text().splitlines()) == 9

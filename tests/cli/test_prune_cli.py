@@ -77,3 +77,12 @@ def test_a_bad_span(run, span):
 def test_older_than_is_required(run):
     result = run("prune")
     assert result.exit_code == 2 and "Missing option '--older-than'" in result.stderr
+
+
+def test_a_terminal_gets_a_progress_bar(run, history, db_session, monkeypatch):
+    import app.cli.prune as prune_cli
+
+    monkeypatch.setattr(prune_cli, "progress_wanted", lambda: True)
+    result = run("prune", "--older-than", "30d", "--batch-size", "3")
+    assert result.exit_code == 0, result.output
+    assert counts(db_session)["requests"] == 1
