@@ -41,6 +41,11 @@ def import_command(path: Path, dry_run: bool, as_json: bool, batch_size: int) ->
     """Import an original gateway's SQLite database (schema v1 or v2) into the configured one.
 
     Importing the same file again adds nothing; rows that need repair are imported and counted.
+
+    \b
+    Examples:
+      provider-cli import old/provider-router.db --dry-run
+      provider-cli import old/provider-router.db --json
     """
     try:
         settings = Settings.from_env()

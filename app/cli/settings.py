@@ -11,18 +11,25 @@ from app.errors import InvalidRequest
 from app.migrate import SchemaOutdated, ensure_schema
 from app.services.config_store import seed
 from app.services.provider_admin import list_providers
-from app.services.settings_admin import put_settings
+from app.services.settings_admin import get_settings, put_settings
 
 
 @click.command("set")
 @click.argument("provider")
 def set_command(provider: str) -> None:
-    """Make PROVIDER the active provider; every worker follows within a second, no restart."""
+    """Make PROVIDER the active provider; every worker follows within a second, no restart.
+
+    \b
+    Examples:
+      provider-cli set mock
+      provider-cli set openai
+    """
     try:
         settings = Settings.from_env()
         ensure_schema(settings.database_url)
         engine = get_engine(settings.database_url)
         seed(engine, settings)  # a database no gateway has started on yet
+        before = get_settings(engine, default_provider=settings.default_provider)["active_provider"]
         try:
             put_settings(engine, values={"active_provider": provider}, default_provider=settings.default_provider)
         except InvalidRequest as exc:
@@ -32,4 +39,4 @@ def set_command(provider: str) -> None:
         raise click.ClickException(str(exc)) from None
     except sa.exc.OperationalError as exc:
         raise click.ClickException(f"cannot open the database: {exc.orig}") from None
-    click.echo(f"Active provider: {provider}")
+    click.echo(f"Active provider: {before} -> {provider}")

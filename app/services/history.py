@@ -114,6 +114,16 @@ def _count_requests(filters: Filters) -> sa.Select:
     return sa.select(sa.func.count()).select_from(Request).where(*request_where, member)
 
 
+def count_requests(filters: Filters) -> sa.Select:
+    """How many requests match: the count ``list_requests`` reports as its total."""
+    return _count_requests(filters)
+
+
+def matching_requests(filters: Filters) -> list[sa.ColumnElement]:
+    """The conditions a request and its (outer-joined) response meet to match ``filters``."""
+    return [*_request_conditions(filters, dated=Request.timestamp), *_response_conditions(filters)]
+
+
 def get_request(db: Session, record_id: RecordId) -> Request:
     """One request with its bodies and its response."""
     query = sa.select(Request).options(joinedload(Request.response)).where(_by_id(Request, record_id))

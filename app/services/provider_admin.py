@@ -97,7 +97,9 @@ def delete_provider(engine: Engine, *, name: str, default_provider: str) -> None
         bump_version(connection)
 
 
-def test_provider(engine: Engine, *, name: str, default_timeout_s: float) -> dict[str, Any]:
+def test_provider(
+    engine: Engine, *, name: str, default_timeout_s: float, timeout_s: float = TEST_TIMEOUT_S
+) -> dict[str, Any]:
     """Ask the provider for its models now: how long it took, what it listed, or why it failed."""
     with engine.connect() as connection:
         config = config_from_row(_row(connection, name))
@@ -106,7 +108,7 @@ def test_provider(engine: Engine, *, name: str, default_timeout_s: float) -> dic
     models: list[str] = []
     error = None
     try:
-        models = [model["id"] for model in provider.list_models(timeout_s=TEST_TIMEOUT_S)]
+        models = [model["id"] for model in provider.list_models(timeout_s=timeout_s)]
     except UpstreamError as exc:
         error = exc.message
     finally:

@@ -15,7 +15,7 @@ def run(database_url: str, *args: str):
 
 def test_set_switches_the_active_provider(database_url):
     result = run(database_url, "set", "mock")
-    assert (result.exit_code, result.output) == (0, "Active provider: mock\n")
+    assert (result.exit_code, result.output) == (0, "Active provider: lm-studio -> mock\n")
     assert get_settings(get_engine(database_url), default_provider="lm-studio")["active_provider"] == "mock"
 
 

@@ -1,0 +1,255 @@
+"""``history``, ``show``, ``sessions`` and ``sessions show``: the audit trail, read like the REST API does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app.cli.common import (
+    CliGroup,
+    iso,
+    json_option,
+    open_gateway,
+    parse_since,
+    print_json,
+    print_table,
+    when,
+)
+from app.errors import NotFound
+from app.models import ChatSession, Request, now_ms
+from app.services.history import Filters, get_request, list_requests, parse_record_id
+from app.services.paging import MAX_LIMIT, PageRequest
+from app.services.session_history import get_session, list_sessions, session_requests
+
+LIMIT = click.IntRange(1, MAX_LIMIT)
+AROUND = 3  # requests shown before and after the one `show` shows
+
+
+def filter_options(function):
+    """The filters `history` and `export` share."""
+    for option in reversed((
+        click.option("--session", "session_id", help="Only this session's requests."),
+        click.option("--model", help="Only this model."),
+        click.option("--provider", help="Only this provider."),
+        click.option("--status", type=click.Choice(["ok", "error", "incomplete"]), help="Only this outcome."),
+        click.option("--since", help="Only since then: 30m, 2h, 7d, or an ISO time (UTC)."),
+    )):
+        function = option(function)
+    return function
+
+
+def make_filters(*, session_id, model, provider, status, since) -> Filters:
+    return Filters(
+        session_id=session_id, model=model, provider=provider, status=status,
+        start_ms=parse_since(since, now_ms=now_ms()),
+    )
+
+
+@click.command("history")
+@click.option("-l", "--limit", type=LIMIT, default=50, show_default=True, help="Requests to show.")
+@filter_options
+@json_option
+def history_command(limit: int, as_json: bool, **filters: Any) -> None:
+    """Show requests, newest first.
+
+    \b
+    Examples:
+      provider-cli history -l 20 --status error --since 2h
+      provider-cli history --model gpt-4o --provider openai --json
+    """
+    gateway = open_gateway()
+    with Session(gateway.engine) as db:
+        page = list_requests(db, filters=make_filters(**filters), page=PageRequest(limit=limit))
+        rows = [summary(request) for request in page.items]
+    if as_json:
+        print_json({"total": page.total, "data": rows})
+        return
+    print_table(
+        ("id", "time", "provider", "model", "stream", "status", "tokens", "duration"),
+        ((r["id"], when(r["timestamp"]), r["provider"], r["model"], "yes" if r["stream"] else "no",
+          r["status"] or "pending", _or_dash(r["total_tokens"]), _ms(r["duration_ms"])) for r in rows),
+    )
+    click.echo(f"{len(rows)} of {page.total} requests", err=True)
+
+
+@click.command("show")
+@click.argument("request_id")
+@json_option
+def show_command(request_id: str, as_json: bool) -> None:
+    """Show one request (the id `history` prints, its UUID or a UUID prefix), its response, its conversation.
+
+    \b
+    Examples:
+      provider-cli show 42
+      provider-cli show 0193f6c2-7d1a --json
+    """
+    gateway = open_gateway()
+    with Session(gateway.engine) as db:
+        request = get_request(db, _resolve(db, request_id))
+        page = session_requests(db, request.session_id, page=PageRequest(limit=MAX_LIMIT, descending=False))
+        position = next(i for i, r in enumerate(page.items) if r.id == request.id)
+        around = page.items[max(0, position - AROUND): position + AROUND + 1]
+        data = {
+            **summary(request),
+            "request": request.openai_request,
+            "response": None if request.response is None else {
+                "response_id": request.response.response_id, "status": request.response.status,
+                "status_code": request.response.status_code, "finish_reason": request.response.finish_reason,
+                "prompt_tokens": request.response.prompt_tokens,
+                "completion_tokens": request.response.completion_tokens, "error": request.response.error,
+                "body": request.response.openai_response,
+            },
+            "conversation": [{**summary(r), "this": r.id == request.id, "user": last_user_text(r),
+                              "assistant": reply_text(r)} for r in around],
+        }
+    if as_json:
+        print_json(data)
+        return
+    click.echo(f"Request {data['request_id']} (#{data['id']}) at {when(data['timestamp'])} UTC")
+    click.echo(f"  session {data['session_id']}, {data['provider']} / {data['model']}"
+               f"{', streamed' if data['stream'] else ''}")
+    for message in (data["request"] or {}).get("messages", []):
+        click.echo(f"  {message.get('role', '?')}: {text_of(message.get('content'))}")
+    response = data["response"]
+    if response is None:
+        click.echo("Response: none yet")
+    else:
+        click.echo(f"Response {response['status']} ({response['status_code']}, {response['finish_reason'] or '-'}),"
+                   f" {_or_dash(data['total_tokens'])} tokens, {_ms(data['duration_ms'])}")
+        if response["error"]:
+            click.echo(f"  error: {response['error']}")
+        click.echo(f"  assistant: {reply_text(request) or '-'}")
+    click.echo(f"Conversation around it (session {data['session_id']}):")
+    for turn in data["conversation"]:
+        mark = ">" if turn["this"] else " "
+        click.echo(f"{mark} {when(turn['timestamp'])} #{turn['id']} user: {turn['user'] or '-'}")
+        click.echo(f"{mark} {' ' * (22 + len(str(turn['id'])))}assistant: {turn['assistant'] or '-'}")
+
+
+@click.group("sessions", cls=CliGroup, invoke_without_command=True)
+@click.option("-l", "--limit", type=LIMIT, default=20, show_default=True, help="Sessions to show.")
+@json_option
+@click.pass_context
+def sessions_group(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """List conversations, newest first; `sessions show ID` prints one as a transcript.
+
+    \b
+    Examples:
+      provider-cli sessions -l 10
+      provider-cli sessions show 5f1c... --json
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    gateway = open_gateway()
+    with Session(gateway.engine) as db:
+        page = list_sessions(db, page=PageRequest(limit=limit))
+        rows = [_session(s) for s in page.items]
+    if as_json:
+        print_json({"total": page.total, "data": rows})
+        return
+    print_table(
+        ("id", "created", "last used", "messages", "first message"),
+        ((s["id"], when(s["created_at"]), when(s["last_accessed"]), s["message_count"],
+          _cut(s["first_user_message"], 60)) for s in rows),
+    )
+    click.echo(f"{len(rows)} of {page.total} sessions", err=True)
+
+
+@sessions_group.command("show")
+@click.argument("session_id")
+@click.option("-l", "--limit", type=LIMIT, default=MAX_LIMIT, show_default=True, help="Turns to show.")
+@json_option
+def session_show_command(session_id: str, limit: int, as_json: bool) -> None:
+    """Print session SESSION_ID as a readable transcript, oldest first."""
+    gateway = open_gateway()
+    with Session(gateway.engine) as db:
+        detail = get_session(db, session_id)
+        page = session_requests(db, session_id, page=PageRequest(limit=limit, descending=False))
+        turns = [{**summary(r), "user": last_user_text(r), "assistant": reply_text(r)} for r in page.items]
+        data = {**_session(detail.session), "request_count": detail.request_count, "turns": turns}
+    if as_json:
+        print_json(data)
+        return
+    click.echo(f"Session {session_id}: {detail.request_count} requests, started {when(data['created_at'])} UTC")
+    for turn in turns:
+        click.echo(f"\n[{when(turn['timestamp'])}] user:\n  {turn['user'] or '-'}")
+        outcome = turn["status"] or "pending"
+        click.echo(f"[{turn['provider']} / {turn['model']}, {outcome}, {_or_dash(turn['total_tokens'])} tokens,"
+                   f" {_ms(turn['duration_ms'])}] assistant:\n  {turn['assistant'] or turn['error'] or '-'}")
+
+
+def summary(request: Request) -> dict[str, Any]:
+    """A request's history row: its fields and its response's outcome."""
+    response = request.response
+    return {
+        "id": request.id, "request_id": request.request_id, "session_id": request.session_id,
+        "timestamp": request.timestamp, "time": iso(request.timestamp), "provider": request.provider,
+        "model": request.model, "stream": bool(request.stream),
+        "status": response.status if response else None,
+        "total_tokens": response.total_tokens if response else None,
+        "duration_ms": response.duration_ms if response else None,
+        "error": response.error if response else None,
+    }
+
+
+def text_of(content: Any) -> str:
+    """A message's content as text (parts joined)."""
+    if isinstance(content, list):
+        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return "" if content is None else str(content)
+
+
+def last_user_text(request: Request) -> str | None:
+    messages = (request.openai_request or {}).get("messages") or []
+    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    return text_of(users[-1].get("content")) if users else None
+
+
+def reply_text(request: Request) -> str | None:
+    body = request.response.openai_response if request.response is not None else None
+    try:
+        choice = body["choices"][0]
+        return text_of((choice.get("message") or choice.get("delta") or {}).get("content"))
+    except (TypeError, KeyError, IndexError, AttributeError):
+        return None
+
+
+def _resolve(db: Session, text: str) -> int | str:
+    """An id, a UUID, or a unique prefix of a request's UUID (at least 4 characters)."""
+    try:
+        return parse_record_id(text)
+    except ValueError:
+        pass
+    prefix = text.lower()
+    if len(prefix) < 4 or any(c not in "0123456789abcdef-" for c in prefix):
+        raise NotFound(f"No request with id {text!r}.")
+    ids = db.scalars(sa.select(Request.id).where(Request.request_id.startswith(prefix, autoescape=True)).limit(2))
+    found = list(ids)
+    if not found:
+        raise NotFound(f"No request with id {text!r}.")
+    if len(found) > 1:
+        raise NotFound(f"The id {text!r} matches more than one request: give more of it.")
+    return found[0]
+
+
+def _session(session: ChatSession) -> dict[str, Any]:
+    return {
+        "id": session.id, "created_at": session.created_at, "last_accessed": session.last_accessed,
+        "message_count": session.message_count, "first_user_message": session.first_user_message,
+    }
+
+
+def _cut(text: str | None, width: int) -> str:
+    text = (text or "").replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _or_dash(value: Any) -> Any:
+    return "-" if value is None else value
+
+
+def _ms(value: int | None) -> str:
+    return "-" if value is None else f"{value} ms"

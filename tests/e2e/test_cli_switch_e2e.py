@@ -1,0 +1,56 @@
+"""`provider-cli set` switches a running gunicorn gateway (two workers) without a restart."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_propagation_e2e import BOUND_S, answered_by, calls_until_every_worker_answered
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+
+PROVIDER_CLI = Path(sys.executable).with_name("provider-cli")
+
+
+@pytest.fixture(scope="module")
+def gateway(start_gateway, upstream, e2e_database_url):
+    env = {
+        "DATABASE_URL": e2e_database_url,
+        "DEFAULT_PROVIDER": "lm-studio",
+        "LM_STUDIO_BASE_URL": upstream.base_url("openai"),
+        "EXPOSE_WORKER_PID": "true",
+    }
+    with start_gateway(env, workers=2) as base:
+        yield base
+
+
+def provider_cli(database_url: str, *args: str) -> subprocess.CompletedProcess:
+    """The installed console script in its own process, as an operator runs it (from another directory)."""
+    env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"}
+    return subprocess.run([str(PROVIDER_CLI), *args], env=env, capture_output=True, text=True, timeout=60, cwd="/")
+
+
+def test_provider_cli_set_switches_both_workers_within_a_second(gateway, fresh_upstream, e2e_database_url):
+    old, new = "lm-studio", "mock"
+    assert {provider for _, provider in calls_until_every_worker_answered(gateway)} == {old}
+
+    done = provider_cli(e2e_database_url, "set", new)
+    switched_at = time.monotonic()
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"Active provider: {old} -> {new}\n", "")
+    last_old: dict[str, float] = defaultdict(float)
+    while (now := time.monotonic()) < switched_at + BOUND_S:
+        pid, provider = answered_by(gateway)
+        if provider == old:
+            last_old[pid] = now - switched_at
+    after = calls_until_every_worker_answered(gateway)
+    assert {provider for _, provider in after} == {new}, after
+
+    listed = provider_cli(e2e_database_url, "history", "-l", "1", "--json")
+    assert listed.returncode == 0 and '"provider": "mock"' in listed.stdout
+    print(f"\nslowest worker still on {old} {max(last_old.values(), default=0.0) * 1000:.0f} ms after `set`")
