@@ -66,6 +66,7 @@ class Request(LegacyMixin, Base):
         sa.Index("ix_requests_model_timestamp", "model", "timestamp"),
         sa.Index("ix_requests_provider_timestamp", "provider", "timestamp"),
         legacy_index("requests"),
+        sa.Index("ix_requests_stream_timestamp", "stream", "timestamp"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -108,6 +109,8 @@ class Response(LegacyMixin, Base):
             "ix_responses_timestamp_usage", "timestamp", "status", "duration_ms", "ttft_ms",
             "prompt_tokens", "completion_tokens", "total_tokens", "usage_estimated", "request_id",
         ),
+        # The requests with a given outcome, without reading response rows (history filters).
+        sa.Index("ix_responses_outcome", "status", "request_id", "finish_reason", "duration_ms"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
