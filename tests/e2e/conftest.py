@@ -111,3 +111,4 @@ def start_gateway(tmp_path_factory) -> Callable[..., contextmanager]:
         return run_gateway(env, workers=workers, log_path=log_dir / "gunicorn.log")
 
     return start
+

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from llmock.testing import LLMockServer
 from sqlalchemy.orm import Session, joinedload
 
 from app.db import get_engine
@@ -33,3 +34,13 @@ def rows_for_session(url: str, session_id: str, *, expect: int = 1, timeout_s: f
         if done or time.monotonic() > deadline:
             return rows
         time.sleep(0.05)
+
+
+def llmock_gateway_env(database_url: str, upstream: LLMockServer, **extra: str) -> dict[str, str]:
+    """A gateway on ``database_url`` whose active provider (lm-studio) is the llmock ``upstream``."""
+    return {
+        "DATABASE_URL": database_url,
+        "DEFAULT_PROVIDER": "lm-studio",
+        "LM_STUDIO_BASE_URL": upstream.base_url("openai"),
+        **extra,
+    }

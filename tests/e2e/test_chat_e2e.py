@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from llmock.scenarios import Delay, Fail, Reply, StreamFault, ToolCall
 
 from app.db import get_engine
-from tests.e2e.helpers import rows_for_session
+from tests.e2e.helpers import llmock_gateway_env, rows_for_session
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
@@ -23,12 +23,7 @@ MESSAGES = [{"role": "user", "content": "Say something about gateways."}]
 
 @pytest.fixture(scope="module")
 def gateway(start_gateway, upstream, e2e_database_url):
-    env = {
-        "DATABASE_URL": e2e_database_url,
-        "DEFAULT_PROVIDER": "lm-studio",
-        "LM_STUDIO_BASE_URL": upstream.base_url("openai"),
-        "REQUEST_TIMEOUT": "2500",
-    }
+    env = llmock_gateway_env(e2e_database_url, upstream, REQUEST_TIMEOUT="2500")
     with start_gateway(env) as base:
         yield base
 

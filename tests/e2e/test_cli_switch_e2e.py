@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.helpers import llmock_gateway_env
 from tests.e2e.test_propagation_e2e import BOUND_S, answered_by, calls_until_every_worker_answered
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
@@ -20,12 +21,7 @@ PROVIDER_CLI = Path(sys.executable).with_name("provider-cli")
 
 @pytest.fixture(scope="module")
 def gateway(start_gateway, upstream, e2e_database_url):
-    env = {
-        "DATABASE_URL": e2e_database_url,
-        "DEFAULT_PROVIDER": "lm-studio",
-        "LM_STUDIO_BASE_URL": upstream.base_url("openai"),
-        "EXPOSE_WORKER_PID": "true",
-    }
+    env = llmock_gateway_env(e2e_database_url, upstream, EXPOSE_WORKER_PID="true")
     with start_gateway(env, workers=2) as base:
         yield base
 

@@ -8,6 +8,8 @@ from collections import defaultdict
 import pytest
 import requests
 
+from tests.e2e.helpers import llmock_gateway_env
+
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
 BOUND_S = 1.0  # the requirement
@@ -16,12 +18,7 @@ WORKERS = 2
 
 @pytest.fixture(scope="module")
 def gateway(start_gateway, upstream, e2e_database_url):
-    env = {
-        "DATABASE_URL": e2e_database_url,
-        "DEFAULT_PROVIDER": "lm-studio",
-        "LM_STUDIO_BASE_URL": upstream.base_url("openai"),
-        "EXPOSE_WORKER_PID": "true",
-    }
+    env = llmock_gateway_env(e2e_database_url, upstream, EXPOSE_WORKER_PID="true")
     with start_gateway(env, workers=WORKERS) as base:
         yield base
 
