@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 
+import requests
 import sqlalchemy as sa
 from llmock.testing import LLMockServer
 from sqlalchemy.orm import Session, joinedload
@@ -44,3 +46,42 @@ def llmock_gateway_env(database_url: str, upstream: LLMockServer, **extra: str) 
         "LM_STUDIO_BASE_URL": upstream.base_url("openai"),
         **extra,
     }
+
+
+SWITCH_BOUND_S = 1.0  # a provider switch must reach every worker within this (issue 4)
+WORKERS = 2
+
+
+def answered_by(base: str) -> tuple[str, str]:
+    """One chat call on a new connection (so any worker may take it): (worker pid, provider)."""
+    reply = requests.post(
+        base + "/v1/chat/completions",
+        json={"model": "m", "messages": [{"role": "user", "content": "who?"}]},
+        headers={"Connection": "close"}, timeout=10,
+    )
+    assert reply.status_code == 200, reply.text
+    content = reply.json()["choices"][0]["message"]["content"] or ""
+    return reply.headers["X-Gateway-Worker"], "mock" if content.startswith("Mock reply") else "lm-studio"
+
+
+def calls_until_every_worker_answered(base: str, *, limit: int = 200) -> list[tuple[str, str]]:
+    seen: list[tuple[str, str]] = []
+    while len({pid for pid, _ in seen}) < WORKERS:
+        assert len(seen) < limit, f"only workers {set(pid for pid, _ in seen)} answered {limit} calls"
+        seen.append(answered_by(base))
+    return seen
+
+
+def assert_every_worker_switched(base: str, *, old: str, new: str, switched_at: float) -> float:
+    """Keep calling for SWITCH_BOUND_S, then every worker must answer from ``new``.
+
+    Returns how long after the switch the slowest worker still answered from ``old`` (s).
+    """
+    last_old: dict[str, float] = defaultdict(float)
+    while (now := time.monotonic()) < switched_at + SWITCH_BOUND_S:
+        pid, provider = answered_by(base)
+        if provider == old:
+            last_old[pid] = now - switched_at
+    after = calls_until_every_worker_answered(base)
+    assert {provider for _, provider in after} == {new}, after
+    return max(last_old.values(), default=0.0)

@@ -6,13 +6,11 @@ import os
 import subprocess
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import llmock_gateway_env
-from tests.e2e.test_propagation_e2e import BOUND_S, answered_by, calls_until_every_worker_answered
+from tests.e2e.helpers import assert_every_worker_switched, calls_until_every_worker_answered, llmock_gateway_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
@@ -39,14 +37,8 @@ def test_provider_cli_set_switches_both_workers_within_a_second(gateway, fresh_u
     done = provider_cli(e2e_database_url, "set", new)
     switched_at = time.monotonic()
     assert (done.returncode, done.stdout, done.stderr) == (0, f"Active provider: {old} -> {new}\n", "")
-    last_old: dict[str, float] = defaultdict(float)
-    while (now := time.monotonic()) < switched_at + BOUND_S:
-        pid, provider = answered_by(gateway)
-        if provider == old:
-            last_old[pid] = now - switched_at
-    after = calls_until_every_worker_answered(gateway)
-    assert {provider for _, provider in after} == {new}, after
+    slowest = assert_every_worker_switched(gateway, old=old, new=new, switched_at=switched_at)
 
     listed = provider_cli(e2e_database_url, "history", "-l", "1", "--json")
     assert listed.returncode == 0 and '"provider": "mock"' in listed.stdout
-    print(f"\nslowest worker still on {old} {max(last_old.values(), default=0.0) * 1000:.0f} ms after `set`")
+    print(f"\nslowest worker still on {old} {slowest * 1000:.0f} ms after `set`")
