@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import sqlite3
 import time
@@ -105,7 +106,9 @@ class AuditLog:
         self.session_timeout_ms = session_timeout_ms
         dialect = engine.dialect
         self._sqlite = dialect.name == "sqlite"
-        self._writer = GroupCommitWriter(self._transaction, name="audit-writer")
+        self._connection = None  # the writer's own; see _transaction
+        self._connection_pid = 0
+        self._writer = GroupCommitWriter(self._transaction, name="audit-writer", release=self._release_connection)
         insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect.name)
         if insert is None:
             raise RuntimeError(f"unsupported database {dialect.name!r}: use SQLite or PostgreSQL")
@@ -243,8 +246,15 @@ class AuditLog:
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
-        """One short transaction on a pooled DBAPI connection; rolled back on any error."""
-        connection = self.engine.raw_connection()
+        """One short transaction, rolled back on any error.
+
+        Only the group-commit leader runs it, one at a time, so the writer keeps
+        one DBAPI connection instead of checking one out of the pool each time.
+        """
+        connection = self._connection
+        if connection is None or self._connection_pid != os.getpid():  # never one inherited by fork
+            connection = self._connection = self.engine.raw_connection()
+            self._connection_pid = os.getpid()
         try:
             cursor = connection.cursor()
             if self._sqlite:
@@ -252,9 +262,17 @@ class AuditLog:
             yield cursor
             connection.commit()
         except BaseException:
-            connection.rollback()
+            self._connection = None  # a fresh connection next time: this one may be broken
+            try:
+                connection.rollback()
+                connection.close()
+            except Exception:  # noqa: BLE001 - already failing; the original error matters
+                connection.invalidate()
             raise
-        finally:
+
+    def _release_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and self._connection_pid == os.getpid():
             connection.close()
 
     def _touch_session(self, cursor, record: RequestRecord) -> Conversation:

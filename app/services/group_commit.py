@@ -1,12 +1,15 @@
-"""Group commit: one writer per process turns many small writes into few transactions.
+"""Group commit: many small writes share few transactions, with no writer thread in the way.
 
-Callers hand over work items; the writer drains whatever has queued up and
-applies it in one transaction, so a commit (the expensive part of a SQLite or
-PostgreSQL write) is shared by many requests. A caller may wait for its item
-(the request row, which must exist before the upstream call) or not (the
-response row, which lingers up to 20 ms to share the next request row's commit).
-The queue is bounded, a failed batch is retried item by item, and everything
-queued is flushed when the process exits.
+A caller that must wait for its write (the request row, which must exist before
+the upstream call) commits it itself when no commit is running, taking along
+everything queued: at low load that costs no hand-off between threads or
+greenlets at all. When a commit is running, it waits; the leader that commits
+its item wakes it, or hands it the lead if its item came too late for that
+commit. Writes nobody waits for (the response row) queue up and linger up to
+20 ms to share the next request row's commit; a small flusher commits them if
+no request comes. The queue is bounded (past it, a write is made synchronous),
+a failed batch is retried item by item, and everything queued is written when
+the process exits.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import queue
 import threading
 import time
 import weakref
@@ -26,20 +28,21 @@ log = logging.getLogger(__name__)
 MAX_QUEUED = 10_000
 MAX_BATCH = 256
 # A queued response row waits up to this long for the next request row, so that
-# one commit carries both; a waited-for item ends the wait at once.
+# one commit carries both.
 LINGER_S = 0.02
-_STOP = object()
 _writers: weakref.WeakSet[GroupCommitWriter] = weakref.WeakSet()
 
 
 class WorkItem:
-    """One unit of work; ``apply`` runs inside the writer's transaction."""
+    """One unit of work; ``apply`` runs inside the leader's transaction."""
 
-    __slots__ = ("done", "error")
+    __slots__ = ("done", "error", "finished", "promoted")
 
     def __init__(self) -> None:
-        self.done: threading.Event | None = None
+        self.done: threading.Event | None = None  # set when finished, or when handed the lead
         self.error: BaseException | None = None
+        self.finished = False
+        self.promoted = False
 
     def apply(self, cursor: Any) -> None:
         raise NotImplementedError
@@ -49,87 +52,152 @@ class WorkItem:
         self.error = error
 
 
-class GroupCommitWriter:
-    """A queue and the thread (a greenlet under gevent) that writes it in batches."""
+class _Barrier(WorkItem):
+    """Finishes once everything queued before it has been written (flush)."""
 
-    def __init__(self, transaction: Callable[[], Any], *, name: str) -> None:
+    __slots__ = ()
+
+    def apply(self, cursor: Any) -> None:
+        pass
+
+
+class GroupCommitWriter:
+    """A queue of work items, committed in batches by whichever caller leads."""
+
+    def __init__(
+        self, transaction: Callable[[], Any], *, name: str, release: Callable[[], None] | None = None
+    ) -> None:
         self._transaction = transaction
+        self._release = release
         self._name = name
-        self._queue: queue.Queue = queue.Queue(MAX_QUEUED)
-        self._thread: threading.Thread | None = None
-        self._pid: int | None = None
-        self._lock = threading.Lock()
+        self._reset()
         _writers.add(self)
+
+    def _reset(self) -> None:
+        self._mutex = threading.Lock()
+        self._pending: list[WorkItem] = []
+        self._leading = False
+        self._flusher: threading.Thread | None = None
+        self._flush_wanted = threading.Event()
+        self._pid = os.getpid()
 
     def submit(self, item: WorkItem, *, wait: bool) -> None:
         """Queue ``item``; with ``wait``, return once it is committed (or has failed)."""
-        self._ensure_running()
-        if wait:
-            item.done = threading.Event()
-        self._queue.put(item)  # blocks when full: back-pressure, never an unbounded buffer
-        if wait:
-            item.done.wait()
+        if self._pid != os.getpid():  # a forked child starts with an empty queue of its own
+            self._reset()
+        with self._mutex:
+            wait = wait or len(self._pending) >= MAX_QUEUED  # back-pressure, never an unbounded buffer
+            self._pending.append(item)
+            lead = wait and not self._leading
+            if wait:
+                item.done = threading.Event()
+                self._leading = True
+        if not wait:
+            self._want_flush()
+            return
+        if not lead:
+            try:
+                item.done.wait()
+            except BaseException:  # killed while waiting: the item is still written, by others
+                with self._mutex:
+                    item.done = None  # never hand the lead to a caller that is gone
+                    if item.promoted and not item.finished:
+                        self._hand_over_locked()
+                raise
+            if item.finished:
+                return
+        self._lead(item)  # the lead is ours: either nobody had it, or it was handed to us
 
     def flush(self) -> None:
         """Return once everything queued so far is written."""
-        if self._thread is not None and self._pid == os.getpid():
-            self._queue.join()
+        if self._pid == os.getpid() and (self._pending or self._leading):
+            self.submit(_Barrier(), wait=True)
 
     def stop(self) -> None:
-        """Write what is queued, then end the writer (at process exit)."""
-        if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+        """Write what is queued and give back the connection (at exit; the writer stays usable)."""
+        if self._pid != os.getpid():
             return
-        self._queue.put(_STOP)
-        self._thread.join(timeout=30)
-
-    def _ensure_running(self) -> None:
-        if self._thread is not None and self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._thread is not None and self._pid == os.getpid():
-                return
-            if self._pid != os.getpid():  # a forked child starts with an empty queue of its own
-                self._queue = queue.Queue(MAX_QUEUED)
-            self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-            self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            batch = self._next_batch()
-            stop = _STOP in batch
-            items = [item for item in batch if item is not _STOP]
+        self.flush()
+        if self._release is not None:
+            with self._mutex:
+                if self._leading:
+                    return  # someone is writing right now: they keep the connection
+                self._leading = True
             try:
-                if items:
-                    self._write(items)
+                self._release()
             finally:
-                for item in items:
-                    if item.done is not None:
-                        item.done.set()
-                for _ in batch:
-                    self._queue.task_done()
-            if stop:
-                return
+                with self._mutex:
+                    self._leading = False
 
-    def _next_batch(self) -> list[Any]:
-        """Everything queued; items nobody waits for linger briefly to share the next commit."""
-        batch = [self._queue.get()]
-        linger_until = time.monotonic() + LINGER_S
-        while len(batch) < MAX_BATCH:
-            waiting = any(item is _STOP or item.done is not None for item in batch)
-            try:
-                if waiting:
-                    batch.append(self._queue.get_nowait())
-                else:
-                    timeout = linger_until - time.monotonic()
-                    if timeout <= 0:
-                        break
-                    batch.append(self._queue.get(timeout=timeout))
-            except queue.Empty:
-                break
-        return batch
+    def _lead(self, own: WorkItem | None) -> None:
+        """Commit batches until ``own`` is written, then hand the lead on (or give it up)."""
+        batch: list[WorkItem] = []
+        try:
+            while True:
+                with self._mutex:
+                    batch = self._pending[:MAX_BATCH]
+                    del self._pending[:MAX_BATCH]
+                if batch:
+                    self._write(batch)
+                    for item in batch:
+                        item.finished = True
+                        if item.done is not None and item is not own:
+                            item.done.set()
+                    batch = []
+                with self._mutex:
+                    if own is None and self._pending and all(item.done is None for item in self._pending):
+                        continue  # the flusher writes everything nobody waits for
+                    if own is None or own.finished:
+                        self._hand_over_locked()
+                        return
+        except BaseException:
+            # Killed mid-write (a greenlet timeout, an exit): the batch was rolled back.
+            with self._mutex:
+                self._pending[:0] = [item for item in batch if not item.finished]
+                if own is not None:
+                    own.done = None
+                self._hand_over_locked()
+            raise
+
+    def _hand_over_locked(self) -> None:
+        """Give the lead to the first caller still waiting, or give it up (mutex held)."""
+        successor = next((item for item in self._pending if item.done is not None), None)
+        if successor is None:
+            self._leading = False
+        else:
+            successor.promoted = True
+            successor.done.set()
+
+    def _want_flush(self) -> None:
+        if self._flusher is None:
+            with self._mutex:
+                if self._flusher is None:
+                    self._flusher = threading.Thread(target=self._flush_lingering, name=self._name, daemon=True)
+                    self._flusher.start()
+        if not self._flush_wanted.is_set():
+            self._flush_wanted.set()
+
+    def _flush_lingering(self) -> None:
+        """Commit rows nobody waits for once they have lingered, if no request took them along."""
+        while True:
+            self._flush_wanted.wait()
+            self._flush_wanted.clear()
+            time.sleep(LINGER_S)
+            with self._mutex:
+                lead = bool(self._pending) and not self._leading
+                if lead:
+                    self._leading = True
+            if lead:
+                try:
+                    self._lead(None)
+                except Exception:  # noqa: BLE001 - _write logs its own failures; keep flushing
+                    log.exception("the audit flusher failed")
+            elif self._pending:
+                self._flush_wanted.set()  # a leader is busy: look again after the next linger
 
     def _write(self, items: list[WorkItem]) -> None:
+        if all(isinstance(item, _Barrier) for item in items):
+            return
         try:
             with self._transaction() as cursor:
                 for item in items:
@@ -151,7 +219,7 @@ class GroupCommitWriter:
 
 
 def stop_all() -> None:
-    """Flush and stop every writer of this process (gunicorn's worker_exit, atexit)."""
+    """Flush every writer of this process and give back its connection (worker_exit, atexit)."""
     for writer in list(_writers):
         try:
             writer.stop()

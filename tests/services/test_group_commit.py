@@ -91,3 +91,59 @@ def test_stop_writes_everything_still_queued(writer, database):
     database.gate.set()
     writer.stop()
     assert sorted(int(name) for batch in database.committed for name in batch) == list(range(50))
+
+
+class ThreadRecorder(FakeDatabase):
+    """Also notes which thread ran each commit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[str] = []
+
+    @contextmanager
+    def transaction(self):
+        with super().transaction() as batch:
+            yield batch
+        self.threads.append(threading.current_thread().name)
+
+
+def test_an_idle_writer_commits_a_waited_item_in_the_callers_own_thread():
+    database = ThreadRecorder()
+    writer = GroupCommitWriter(database.transaction, name="test-writer")
+    writer.submit(Named("a"), wait=True)
+    assert database.threads == [threading.current_thread().name]  # no hand-off to another thread
+
+
+def test_callers_waiting_during_a_commit_share_the_next_one_and_all_return(writer, database):
+    database.gate.clear()
+    first = threading.Thread(target=writer.submit, args=(Named("first"), ), kwargs={"wait": True})
+    first.start()
+    while not writer._leading:  # the first caller leads and is held inside its transaction
+        threading.Event().wait(0.001)
+    others = [
+        threading.Thread(target=writer.submit, args=(Named(f"w{index}"),), kwargs={"wait": True})
+        for index in range(5)
+    ]
+    for thread in others:
+        thread.start()
+    while len(writer._pending) < 5:
+        threading.Event().wait(0.001)
+    database.gate.set()
+    for thread in [first, *others]:
+        thread.join(timeout=5)
+        assert not thread.is_alive()
+    assert database.committed[0] == ["first"]
+    assert sorted(database.committed[1]) == [f"w{index}" for index in range(5)]
+    assert len(database.committed) == 2
+    assert not writer._leading
+
+
+def test_a_lingering_item_is_written_by_the_flusher_when_no_request_comes(writer, database):
+    writer.submit(Named("response"), wait=False)
+    assert database.committed == []  # lingering, to share a request row's commit
+    deadline = threading.Event()
+    for _ in range(200):
+        if database.committed:
+            break
+        deadline.wait(0.005)
+    assert database.committed == [["response"]]
