@@ -48,7 +48,9 @@ class ChatSession(LegacyMixin, Base):
     message_count: Mapped[int] = mapped_column(sa.Integer, default=0)
     created_at: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms, index=True)
     last_accessed: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms)
-    expires_at: Mapped[int] = mapped_column(sa.BigInteger, index=True)
+    # Not indexed: every chat call moves it, and an index entry moved per call cost the hot
+    # path ~7% of its SQLite work; only expiry cleanup, a rare maintenance pass, filters on it.
+    expires_at: Mapped[int] = mapped_column(sa.BigInteger)
     # Retained sessions (imported history) are never deleted by expiry cleanup; a server
     # default so the hot path, which binds raw SQL, need not name it.
     retained: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
