@@ -107,7 +107,7 @@ def fill(path: str, *, responses: int, days: int = 90, seed: int = 3) -> None:
         }
         error = "upstream timed out after 120000 ms" if status == "error" else None
         response_rows.append((
-            index, index, session_id, str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            index, index, session_id, str(uuid.UUID(int=rng.getrandbits(128), version=4)), model,
             timestamp + duration, None if stream or completion is None else _dumps(completion),
             None if completion is None else _dumps(completion), None,
             prompt_tokens, completion_tokens, prompt_tokens + completion_tokens,
@@ -140,11 +140,11 @@ def _flush(connection: sqlite3.Connection, sessions: list, requests: list, respo
             requests,
         )
         connection.executemany(
-            "INSERT INTO responses (id, request_id, session_id, response_id, timestamp, "
+            "INSERT INTO responses (id, request_id, session_id, response_id, model, timestamp, "
             "provider_response, openai_response, parent_id, prompt_tokens, completion_tokens, "
             "total_tokens, usage_estimated, finish_reason, status, status_code, error, duration_ms, "
             "ttft_ms, client_disconnected, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             responses,
         )
     sessions.clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import shutil
 import time
@@ -143,3 +144,11 @@ def db_session(database_url: str) -> Iterator[Session]:
     """An ORM session on the test database, for reading what the gateway wrote."""
     with Session(get_engine(database_url)) as session:
         yield session
+
+
+@pytest.fixture(autouse=True)
+def _app_log_level():
+    """An app built with LOG_LEVEL=ERROR (even by a module's fixture) must not silence the
+    warnings a later test checks for: every test starts with the app's loggers at their default."""
+    logging.getLogger("app").setLevel(logging.NOTSET)
+    yield

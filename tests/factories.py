@@ -62,7 +62,7 @@ def make_call(
         total = prompt_tokens + completion_tokens if known else None
         answered = timestamp + (duration_ms or 0)
         db.add(Response(
-            request_id=request.id, session_id=session.id, response_id=str(uuid.uuid4()),
+            request_id=request.id, session_id=session.id, response_id=str(uuid.uuid4()), model=model,
             timestamp=answered, openai_response={"choices": [{"message": {"content": "hi"}}]},
             provider_response=None if stream else {"raw": True}, prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens, total_tokens=total, usage_estimated=usage_estimated,

@@ -111,8 +111,8 @@ class Response(LegacyMixin, Base):
             "ix_responses_timestamp_usage", "timestamp", "status", "duration_ms", "ttft_ms",
             "prompt_tokens", "completion_tokens", "total_tokens", "usage_estimated", "request_id",
         ),
-        # The requests with a given outcome, without reading response rows (history filters).
-        sa.Index("ix_responses_outcome", "status", "request_id", "finish_reason", "duration_ms"),
+        # The requests with a given outcome (and model), without reading response rows.
+        sa.Index("ix_responses_outcome", "status", "model", "request_id", "finish_reason", "duration_ms"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -123,6 +123,8 @@ class Response(LegacyMixin, Base):
         sa.ForeignKey("sessions.id", ondelete="CASCADE"), index=True
     )
     response_id: Mapped[str] = mapped_column(sa.String(36), unique=True)
+    # A copy of the request's model, so that an outcome and a model filter meet in one index.
+    model: Mapped[str | None] = mapped_column(sa.String(255))
     timestamp: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms)
     provider_response: Mapped[dict | None] = mapped_column(JSONText)
     openai_response: Mapped[dict | None] = mapped_column(JSONText)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, contains_eager, defer, joinedload
@@ -77,7 +77,7 @@ def list_requests(
         # The page walks requests in order. Few matching responses (slow calls, rare errors):
         # take their request ids from an index and check each request against that set.
         # Many: check each request's response as it comes, the page fills up soon enough.
-        answered = sa.select(Response.request_id).where(*response_where)
+        answered = sa.select(Response.request_id).where(*_answered(filters))
         few = db.scalar(sa.select(sa.func.count()).select_from(answered.limit(FEW_MATCHES + 1).subquery()))
         if few <= FEW_MATCHES:
             query = query.where(unindexed(Request.id).in_(answered))
@@ -97,6 +97,9 @@ def _count_requests(filters: Filters) -> sa.Select:
         return sa.select(sa.func.count()).select_from(Request).where(*request_where)
     if not request_where:
         return sa.select(sa.func.count()).select_from(Response).where(*response_where)
+    if not _request_conditions(replace(filters, model=None), dated=Request.timestamp):
+        # Model and outcome only: one range of the (status, model, ...) index counts them.
+        return sa.select(sa.func.count()).select_from(Response).where(*_answered(filters))
     if filters.session_id is not None:  # a handful of requests: check each one's response
         return (
             sa.select(sa.func.count()).select_from(Request)
@@ -106,7 +109,7 @@ def _count_requests(filters: Filters) -> sa.Select:
     # The ids of the matching responses come from an (outcome, request_id) index alone. With an
     # indexed request filter, walk those requests and check each id against that set; the
     # unary + keeps SQLite from looking each id up in the table of big rows instead.
-    answered = sa.select(Response.request_id).where(*response_where)
+    answered = sa.select(Response.request_id).where(*_answered(filters))
     indexed = any(
         value is not None for value in (filters.model, filters.provider, filters.start_ms, filters.end_ms)
     )
@@ -233,6 +236,14 @@ def _response_conditions(filters: Filters, column: Callable = _same) -> list[sa.
         where.append(column(Response.finish_reason) == filters.finish_reason)
     if filters.min_duration_ms is not None:
         where.append(column(Response.duration_ms) >= filters.min_duration_ms)
+    return where
+
+
+def _answered(filters: Filters) -> list[sa.ColumnElement]:
+    """The response conditions, narrowed by the model each response copies from its request."""
+    where = _response_conditions(filters)
+    if filters.model is not None:
+        where.append(Response.model == filters.model)
     return where
 
 

@@ -81,6 +81,11 @@ def test_include_bodies_adds_the_json_bodies(client, calls):
         ("session_id=sess-a&status=ok", [0, 4]),
         ("provider=lm-studio&min_duration_ms=1000&status=error", [2]),
         ("model=gpt-4o&status=error", []),
+        # Model and outcome alone are counted from the responses' (status, model) index.
+        ("model=qwen&status=error", [2]),
+        ("model=gpt-4o&status=ok", [0, 4]),
+        ("model=gpt-4o&finish_reason=tool_calls", [4]),
+        ("model=qwen&min_duration_ms=300", [2, 3]),
         (f"session_id=sess-b&start_date={T0 + 3500}", [3, 5]),
     ],
 )

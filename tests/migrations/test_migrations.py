@@ -144,3 +144,36 @@ def test_legacy_ids_are_unique_per_source_and_absent_for_gateway_rows(database_u
         (index,) = [index for index in sa.inspect(engine).get_indexes(table) if "legacy" in index["name"]]
         where = index["dialect_options"][f"{engine.dialect.name}_where"]
         assert index["unique"] and "legacy_id IS NOT NULL" in str(where)
+
+
+def test_0006_copies_each_requests_model_onto_its_response_and_back_out(empty_url: str):
+    migrate.upgrade(empty_url, "0005")
+    engine = get_engine(empty_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO sessions (id, message_count, created_at, last_accessed, expires_at) "
+            "VALUES ('s1', 2, 1000, 2000, 3000)"
+        ))
+        for number, model in ((1, "gpt-4o"), (2, "qwen-max")):
+            request_id = connection.execute(sa.text(
+                "INSERT INTO requests (session_id, request_id, timestamp, method, path, provider, model, "
+                "stream, created_at) VALUES ('s1', :uuid, 1000, 'POST', '/v1/chat/completions', 'p', :model, "
+                "false, 1000) RETURNING id"
+            ), {"uuid": f"r-{number}", "model": model}).scalar_one()
+            connection.execute(sa.text(
+                "INSERT INTO responses (request_id, session_id, response_id, timestamp, usage_estimated, "
+                "status, client_disconnected, created_at) "
+                "VALUES (:request_id, 's1', :uuid, 1500, false, 'error', false, 1500)"
+            ), {"request_id": request_id, "uuid": f"p-{number}"})
+
+    migrate.upgrade(empty_url, "0006")
+    with engine.connect() as connection:
+        copied = connection.execute(sa.text(
+            "SELECT responses.model, requests.model FROM responses JOIN requests ON requests.id = responses.request_id"
+        )).all()
+        assert sorted(copied) == [("gpt-4o", "gpt-4o"), ("qwen-max", "qwen-max")]
+
+    migrate.downgrade(empty_url, "0005")
+    with engine.connect() as connection:
+        assert "model" not in {column["name"] for column in sa.inspect(connection).get_columns("responses")}
+        assert connection.execute(sa.text("SELECT count(*) FROM responses")).scalar_one() == 2

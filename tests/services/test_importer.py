@@ -103,6 +103,7 @@ def test_v2_import_keeps_every_field(database_url: str, tmp_path: Path):
             "status_code": None, "usage_estimated": False, "ttft_ms": None, "client_disconnected": False,
             # The original never recorded which provider answered; the request row carries its provider.
             "provider": None, "legacy_source": "node-v2", "legacy_id": src["response_id"],
+            "model": by_original_id[src["request_id"]]["model"],  # copied from its request
         }
     assert_foreign_keys_hold(database_url)
 

@@ -101,6 +101,15 @@ class Target:
                 sql = self._compiled[(table.name, keys)] = str(statement)
             connection.exec_driver_sql(sql, rows)
             self._inserted += len(rows)
+            if table is RESPONSES and "model" not in keys:
+                self._copy_request_models(connection, [row["request_id"] for row in rows])
+
+    @staticmethod
+    def _copy_request_models(connection: Connection, request_ids: list[int]) -> None:
+        """Responses carry their request's model (history filters count from one index)."""
+        model = sa.select(REQUESTS.c.model).where(REQUESTS.c.id == RESPONSES.c.request_id).scalar_subquery()
+        for part in chunks(request_ids):
+            connection.execute(sa.update(RESPONSES).where(RESPONSES.c.request_id.in_(part)).values(model=model))
 
     def _refresh_statistics(self) -> None:
         """On PostgreSQL, ANALYZE each time the imported rows double.
