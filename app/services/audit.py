@@ -108,7 +108,11 @@ class AuditLog:
         self._sqlite = dialect.name == "sqlite"
         self._connection = None  # the writer's own; see _transaction
         self._connection_pid = 0
-        self._writer = GroupCommitWriter(self._transaction, name="audit-writer", release=self._release_connection)
+        self._open_calls = 0  # calls opened and not yet closed in this process (a hint, not a count to trust)
+        self._writer = GroupCommitWriter(
+            self._transaction, name="audit-writer", release=self._release_connection,
+            others_busy=lambda: self._open_calls > 1,
+        )
         insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect.name)
         if insert is None:
             raise RuntimeError(f"unsupported database {dialect.name!r}: use SQLite or PostgreSQL")
@@ -181,6 +185,7 @@ class AuditLog:
             "stream": stream, "created_at": now,
         }
         item = _OpenRequest(self, record, build)
+        self._open_calls += 1
         self._writer.submit(item, wait=True)
         if item.build_error is not None:
             error = item.build_error
@@ -201,6 +206,7 @@ class AuditLog:
         if record.closed:
             return
         record.closed = True
+        self._open_calls -= 1
         now = now_ms()
         row = {
             "request_id": None, "session_id": record.session_id,

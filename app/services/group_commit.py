@@ -65,10 +65,12 @@ class GroupCommitWriter:
     """A queue of work items, committed in batches by whichever caller leads."""
 
     def __init__(
-        self, transaction: Callable[[], Any], *, name: str, release: Callable[[], None] | None = None
+        self, transaction: Callable[[], Any], *, name: str, release: Callable[[], None] | None = None,
+        others_busy: Callable[[], bool] | None = None,
     ) -> None:
         self._transaction = transaction
         self._release = release
+        self._others_busy = others_busy
         self._name = name
         self._reset()
         _writers.add(self)
@@ -132,6 +134,10 @@ class GroupCommitWriter:
     def _lead(self, own: WorkItem | None) -> None:
         """Commit batches until ``own`` is written, then hand the lead on (or give it up)."""
         batch: list[WorkItem] = []
+        if self._others_busy is not None and self._others_busy():
+            # Other calls are in flight: let those ready to run queue their rows first, so that
+            # they share this commit (under gevent, each would otherwise commit alone).
+            time.sleep(0)
         try:
             while True:
                 with self._mutex:
