@@ -119,9 +119,9 @@ class Response(LegacyMixin, Base):
     request_id: Mapped[int] = mapped_column(
         sa.ForeignKey("requests.id", ondelete="CASCADE"), unique=True
     )
-    session_id: Mapped[str] = mapped_column(
-        sa.ForeignKey("sessions.id", ondelete="CASCADE"), index=True
-    )
+    # The session of its request, kept for readers of the row; queries by session go through
+    # requests.session_id (a foreign key and index here too cost the hot path a page per commit).
+    session_id: Mapped[str] = mapped_column(sa.String(128))
     response_id: Mapped[str] = mapped_column(sa.String(36), unique=True)
     # A copy of the request's model, so that an outcome and a model filter meet in one index.
     model: Mapped[str | None] = mapped_column(sa.String(255))

@@ -166,8 +166,8 @@ def list_responses(
 ) -> Page[Response]:
     """Responses, newest first."""
     where = [*_dates(filters, Response.timestamp)]
-    if filters.session_id is not None:
-        where.append(Response.session_id == filters.session_id)
+    if filters.session_id is not None:  # through its requests: the session_id index lives there
+        where.append(Response.request_id.in_(sa.select(Request.id).where(Request.session_id == filters.session_id)))
     if filters.request_id is not None:
         where.append(Response.request_id == _request_pk(filters.request_id))
     request_where = _request_conditions(

@@ -70,7 +70,7 @@ def live_key(group_by: str | None) -> sa.ColumnElement | None:
         "hour": (Response.timestamp // const(HOUR_MS)) * const(HOUR_MS),
         "model": Request.model,
         "provider": Request.provider,
-        "session": Response.session_id,
+        "session": Request.session_id,
     }[group_by]
 
 
@@ -82,7 +82,7 @@ def _live_where(filters: UsageFilters, lo: int | None, hi: int | None) -> list[s
         where.append(Response.timestamp < hi)
     for column, value in (
         (Request.model, filters.model), (Request.provider, filters.provider),
-        (Request.stream, filters.stream), (Response.session_id, filters.session_id),
+        (Request.stream, filters.stream), (Request.session_id, filters.session_id),
     ):
         if value is not None:
             where.append(column == value)
@@ -123,9 +123,9 @@ def live_histogram(
     columns, group = _keyed(live_key(group_by), slot.label("bucket"))
     group = [*group[:-1], slot] if group else group
     query = sa.select(*columns, sa.func.count().label("count")).select_from(Response)
-    if any(v is not None for v in (filters.model, filters.provider, filters.stream)) or group_by in (
-        "model", "provider",
-    ):
+    if any(
+        v is not None for v in (filters.model, filters.provider, filters.stream, filters.session_id)
+    ) or group_by in ("model", "provider", "session"):
         query = query.join(Request, Request.id == Response.request_id)
     return query.where(value.is_not(None), *_live_where(filters, lo, hi)).group_by(*group)
 

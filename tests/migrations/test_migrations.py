@@ -177,3 +177,37 @@ def test_0006_copies_each_requests_model_onto_its_response_and_back_out(empty_ur
     with engine.connect() as connection:
         assert "model" not in {column["name"] for column in sa.inspect(connection).get_columns("responses")}
         assert connection.execute(sa.text("SELECT count(*) FROM responses")).scalar_one() == 2
+
+
+def test_0007_drops_the_second_path_from_responses_to_sessions_but_keeps_rows_and_cascades(empty_url: str):
+    migrate.upgrade(empty_url, "0006")
+    engine = get_engine(empty_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO sessions (id, message_count, created_at, last_accessed, expires_at) "
+            "VALUES ('s1', 1, 1000, 1000, 3000)"
+        ))
+        request_id = connection.execute(sa.text(
+            "INSERT INTO requests (session_id, request_id, timestamp, method, path, provider, model, stream, "
+            "created_at) VALUES ('s1', 'r-1', 1000, 'POST', '/v1/chat/completions', 'p', 'm', false, 1000) "
+            "RETURNING id"
+        )).scalar_one()
+        connection.execute(sa.text(
+            "INSERT INTO responses (request_id, session_id, response_id, model, timestamp, usage_estimated, "
+            "status, client_disconnected, created_at) "
+            "VALUES (:request_id, 's1', 'p-1', 'm', 1500, false, 'ok', false, 1500)"
+        ), {"request_id": request_id})
+
+    migrate.upgrade(empty_url, "0007")
+    with engine.begin() as connection:
+        inspector = sa.inspect(connection)
+        assert [fk["referred_table"] for fk in inspector.get_foreign_keys("responses")] == ["requests"]
+        assert "ix_responses_session_id" not in {index["name"] for index in inspector.get_indexes("responses")}
+        assert connection.execute(sa.text("SELECT session_id FROM responses")).scalar_one() == "s1"
+        # The gateway's engines run SQLite with foreign keys on: the cascade goes through the request.
+        connection.execute(sa.text("DELETE FROM sessions WHERE id = 's1'"))
+        assert connection.execute(sa.text("SELECT count(*) FROM responses")).scalar_one() == 0
+
+    migrate.downgrade(empty_url, "0006")
+    with engine.connect() as connection:
+        assert "ix_responses_session_id" in {index["name"] for index in sa.inspect(connection).get_indexes("responses")}
