@@ -117,3 +117,26 @@ def test_percentiles_are_nearest_rank_on_bucket_middles(db_session):
     # ranks: p50 -> 3rd (30), p95 and p99 -> 5th (1234, in the 1200-1299 bucket: its middle)
     assert totals.latency_ms == {"p50": 30, "p95": 1250, "p99": 1250}
     assert stats.bucket_value(None) is None
+
+
+def test_percentiles_count_a_bucket_found_in_several_histograms_once_per_row(db_session):
+    """Rollups and live spans can both hold (key, bucket): the running sum must add them up."""
+    from app.services.usage_sql import percentiles
+
+    def histogram(*rows):
+        union = sa.union_all(*(
+            sa.select(sa.literal(key).label("key"), sa.literal(bucket_).label("bucket"),
+                      sa.literal(count).label("count"))
+            for key, bucket_, count in rows
+        )).subquery()
+        return sa.select(union.c.key, union.c.bucket, union.c["count"])
+
+    rollup = histogram(("a", 10, 3), ("a", 20, 1), ("b", 10, 1))
+    live = histogram(("a", 20, 3), ("a", 30, 2), ("b", 40, 4))
+    rows = {
+        (row.total, row.key): (row.p50, row.p90)
+        for row in db_session.execute(percentiles([rollup, live], (50, 90)))
+    }
+    # a: 3 x 10, 4 x 20, 2 x 30 (n=9): the 5th is 20, the 9th 30. b: 1 x 10, 4 x 40 (n=5).
+    # All: 4 x 10, 4 x 20, 2 x 30, 4 x 40 (n=14): the 7th is 20, the 13th 40.
+    assert rows == {(0, "a"): (20, 30), (0, "b"): (40, 40), (1, None): (20, 40)}
