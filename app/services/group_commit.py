@@ -6,10 +6,11 @@ everything queued: at low load that costs no hand-off between threads or
 greenlets at all. When a commit is running, it waits; the leader that commits
 its item wakes it, or hands it the lead if its item came too late for that
 commit. Writes nobody waits for (the response row) queue up and linger up to
-20 ms to share the next request row's commit; a small flusher commits them if
-no request comes. The queue is bounded (past it, a write is made synchronous),
-a failed batch is retried item by item, and everything queued is written when
-the process exits.
+20 ms to share the next request row's commit, while other calls are in flight;
+a small flusher commits them if no request comes, and at once when nothing
+else is in flight (the CPU is idle while the client reads its answer). The
+queue is bounded (past it, a write is made synchronous), a failed batch is
+retried item by item, and everything queued is written when the process exits.
 """
 
 from __future__ import annotations
@@ -66,11 +67,12 @@ class GroupCommitWriter:
 
     def __init__(
         self, transaction: Callable[[], Any], *, name: str, release: Callable[[], None] | None = None,
-        others_busy: Callable[[], bool] | None = None,
+        others_busy: Callable[[], bool] | None = None, idle: Callable[[], bool] | None = None,
     ) -> None:
         self._transaction = transaction
         self._release = release
         self._others_busy = others_busy
+        self._idle = idle
         self._name = name
         self._reset()
         _writers.add(self)
@@ -81,6 +83,7 @@ class GroupCommitWriter:
         self._leading = False
         self._flusher: threading.Thread | None = None
         self._flush_wanted = threading.Event()
+        self._flush_now = False
         self._pid = os.getpid()
 
     def submit(self, item: WorkItem, *, wait: bool) -> None:
@@ -95,7 +98,9 @@ class GroupCommitWriter:
                 item.done = threading.Event()
                 self._leading = True
         if not wait:
-            self._want_flush()
+            # Nothing else in flight: no request row is coming to share a commit with, and the
+            # CPU is idle while the client reads its answer, so write now instead of lingering.
+            self._want_flush(now=self._idle is not None and self._idle())
             return
         if not lead:
             try:
@@ -174,12 +179,14 @@ class GroupCommitWriter:
             successor.promoted = True
             successor.done.set()
 
-    def _want_flush(self) -> None:
+    def _want_flush(self, *, now: bool = False) -> None:
         if self._flusher is None:
             with self._mutex:
                 if self._flusher is None:
                     self._flusher = threading.Thread(target=self._flush_lingering, name=self._name, daemon=True)
                     self._flusher.start()
+        if now:
+            self._flush_now = True
         if not self._flush_wanted.is_set():
             self._flush_wanted.set()
 
@@ -188,7 +195,9 @@ class GroupCommitWriter:
         while True:
             self._flush_wanted.wait()
             self._flush_wanted.clear()
-            time.sleep(LINGER_S)
+            if not self._flush_now:
+                time.sleep(LINGER_S)
+            self._flush_now = False
             with self._mutex:
                 lead = bool(self._pending) and not self._leading
                 if lead:

@@ -147,3 +147,17 @@ def test_a_lingering_item_is_written_by_the_flusher_when_no_request_comes(writer
             break
         deadline.wait(0.005)
     assert database.committed == [["response"]]
+
+
+def test_with_nothing_else_in_flight_a_queued_item_is_written_without_lingering(database, monkeypatch):
+    import app.services.group_commit as group_commit
+
+    monkeypatch.setattr(group_commit, "LINGER_S", 30.0)  # a linger would outlast the wait below
+    writer = GroupCommitWriter(database.transaction, name="test-writer", idle=lambda: True)
+    writer.submit(Named("response"), wait=False)
+    pause = threading.Event()
+    for _ in range(500):
+        if database.committed:
+            break
+        pause.wait(0.01)
+    assert database.committed == [["response"]]
