@@ -139,11 +139,11 @@ class GroupCommitWriter:
     def _lead(self, own: WorkItem | None) -> None:
         """Commit batches until ``own`` is written, then hand the lead on (or give it up)."""
         batch: list[WorkItem] = []
-        if self._others_busy is not None and self._others_busy():
-            # Other calls are in flight: let those ready to run queue their rows first, so that
-            # they share this commit (under gevent, each would otherwise commit alone).
-            time.sleep(0)
         try:
+            if self._others_busy is not None and self._others_busy():
+                # Other calls are in flight: let those ready to run queue their rows first, so
+                # that they share this commit (under gevent, each would otherwise commit alone).
+                time.sleep(0)
             while True:
                 with self._mutex:
                     batch = self._pending[:MAX_BATCH]
