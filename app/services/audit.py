@@ -111,8 +111,7 @@ class AuditLog:
         self._open_calls = 0  # calls opened and not yet closed in this process (a hint, not a count to trust)
         self._writer = GroupCommitWriter(
             self._transaction, name="audit-writer", release=self._release_connection,
-            others_busy=lambda: self._open_calls > 1,  # asked by a leader, its own call open
-            idle=lambda: self._open_calls <= 0,  # asked when a call closes
+            calls_in_flight=lambda: self._open_calls,
         )
         insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect.name)
         if insert is None:

@@ -67,12 +67,12 @@ class GroupCommitWriter:
 
     def __init__(
         self, transaction: Callable[[], Any], *, name: str, release: Callable[[], None] | None = None,
-        others_busy: Callable[[], bool] | None = None, idle: Callable[[], bool] | None = None,
+        calls_in_flight: Callable[[], int] | None = None,
     ) -> None:
         self._transaction = transaction
         self._release = release
-        self._others_busy = others_busy
-        self._idle = idle
+        # How many calls this process has open (a hint): shapes when a commit is taken.
+        self._calls_in_flight = calls_in_flight
         self._name = name
         self._reset()
         _writers.add(self)
@@ -100,7 +100,7 @@ class GroupCommitWriter:
         if not wait:
             # Nothing else in flight: no request row is coming to share a commit with, and the
             # CPU is idle while the client reads its answer, so write now instead of lingering.
-            self._want_flush(now=self._idle is not None and self._idle())
+            self._want_flush(now=self._calls_in_flight is not None and self._calls_in_flight() <= 0)
             return
         if not lead:
             try:
@@ -140,9 +140,10 @@ class GroupCommitWriter:
         """Commit batches until ``own`` is written, then hand the lead on (or give it up)."""
         batch: list[WorkItem] = []
         try:
-            if self._others_busy is not None and self._others_busy():
-                # Other calls are in flight: let those ready to run queue their rows first, so
-                # that they share this commit (under gevent, each would otherwise commit alone).
+            if self._calls_in_flight is not None and self._calls_in_flight() > 1:
+                # Calls other than the leader's own are in flight: let those ready to run queue
+                # their rows first, so that they share this commit (under gevent, each would
+                # otherwise commit alone).
                 time.sleep(0)
             while True:
                 with self._mutex:

@@ -141,11 +141,7 @@ def test_callers_waiting_during_a_commit_share_the_next_one_and_all_return(write
 def test_a_lingering_item_is_written_by_the_flusher_when_no_request_comes(writer, database):
     writer.submit(Named("response"), wait=False)
     assert database.committed == []  # lingering, to share a request row's commit
-    deadline = threading.Event()
-    for _ in range(200):
-        if database.committed:
-            break
-        deadline.wait(0.005)
+    wait_for_a_commit(database)
     assert database.committed == [["response"]]
 
 
@@ -153,11 +149,16 @@ def test_with_nothing_else_in_flight_a_queued_item_is_written_without_lingering(
     import app.services.group_commit as group_commit
 
     monkeypatch.setattr(group_commit, "LINGER_S", 30.0)  # a linger would outlast the wait below
-    writer = GroupCommitWriter(database.transaction, name="test-writer", idle=lambda: True)
+    writer = GroupCommitWriter(database.transaction, name="test-writer", calls_in_flight=lambda: 0)
     writer.submit(Named("response"), wait=False)
-    pause = threading.Event()
-    for _ in range(500):
-        if database.committed:
-            break
-        pause.wait(0.01)
+    wait_for_a_commit(database)
     assert database.committed == [["response"]]
+
+
+def wait_for_a_commit(database, seconds: float = 5.0) -> None:
+    """Poll until the fake database has committed something (the flusher runs in its own thread)."""
+    pause = threading.Event()
+    for _ in range(int(seconds / 0.005)):
+        if database.committed:
+            return
+        pause.wait(0.005)
