@@ -17,6 +17,7 @@ from app.errors import NotFound
 from app.models import Request, Response
 from app.services import usage_rollups
 from app.services.paging import Page, PageRequest, fetch_page, unindexed
+from app.services.session_history import in_session
 
 RecordId = int | str  # the integer id, or the record's UUID
 FEW_MATCHES = 20_000  # responses matching a filter, below which a page starts from their ids
@@ -166,8 +167,8 @@ def list_responses(
 ) -> Page[Response]:
     """Responses, newest first."""
     where = [*_dates(filters, Response.timestamp)]
-    if filters.session_id is not None:  # through its requests: the session_id index lives there
-        where.append(Response.request_id.in_(sa.select(Request.id).where(Request.session_id == filters.session_id)))
+    if filters.session_id is not None:
+        where.append(in_session(filters.session_id))
     if filters.request_id is not None:
         where.append(Response.request_id == _request_pk(filters.request_id))
     request_where = _request_conditions(

@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.config import ModelPrice
-from app.models import Request, Response, now_ms
+from app.models import Response, now_ms
 from app.services import usage_rollups, usage_sql
-from app.services.session_history import get_session
+from app.services.session_history import get_session, in_session
 from app.services.usage_sql import UsageFilters, bucket_width
 
 GROUPINGS = ("model", "provider", "session", "day", "hour")
@@ -104,14 +104,6 @@ def _usage_columns() -> list[sa.ColumnElement]:
     ]
 
 
-def _session_usage(session_id: str) -> sa.Select:
-    """A session's responses, found through its requests (the session_id index lives there)."""
-    return (
-        sa.select(*_usage_columns()).select_from(Response)
-        .join(Request, Request.id == Response.request_id).where(Request.session_id == session_id)
-    )
-
-
 def _usage(row: Any) -> dict[str, Any]:
     n = int(row.total_responses)
     return {
@@ -128,7 +120,7 @@ def _usage(row: Any) -> dict[str, Any]:
 def session_stats(db: Session, session_id: str) -> dict[str, Any]:
     """``{session_id, message_count, created_at, last_accessed, usage: {...}}``"""
     session = get_session(db, session_id).session
-    row = db.execute(_session_usage(session_id)).one()
+    row = db.execute(sa.select(*_usage_columns()).where(in_session(session_id))).one()
     return {
         "session_id": session.id, "message_count": session.message_count,
         "created_at": session.created_at, "last_accessed": session.last_accessed, "usage": _usage(row),
@@ -141,7 +133,7 @@ def response_stats(db: Session, *, session_id: str | None = None) -> dict[str, A
     Over every response it reads the daily rollups (the original gateway's monitor polls this).
     """
     if session_id is not None:
-        row = db.execute(_session_usage(session_id)).one()
+        row = db.execute(sa.select(*_usage_columns()).where(in_session(session_id))).one()
         return {"session_id": session_id, "statistics": _usage(row)}
     totals = usage_report(db, filters=UsageFilters(), prices={}, latency=False).totals
     return {"session_id": "all", "statistics": {
