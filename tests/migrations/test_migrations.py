@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -40,6 +41,22 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path, worker_id: str) ->
     with admin.connect() as connection:
         connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+# A call's rows as raw SQL, so that any revision can take them: only the columns all revisions have.
+SESSION = {"id": "s1", "message_count": 1, "created_at": 1000, "last_accessed": 2000, "expires_at": 3000}
+REQUEST = {"session_id": "s1", "request_id": "r-1", "timestamp": 1000, "method": "POST",
+           "path": "/v1/chat/completions", "provider": "p", "model": "m", "stream": False, "created_at": 1000}
+RESPONSE = {"session_id": "s1", "response_id": "p-1", "timestamp": 1500, "usage_estimated": False,
+            "status": "ok", "client_disconnected": False, "created_at": 1500}
+
+
+def _insert(connection, table: str, values: dict[str, Any]) -> Any:
+    """Insert one row; answer its id."""
+    columns, params = ", ".join(values), ", ".join(f":{name}" for name in values)
+    return connection.execute(
+        sa.text(f"INSERT INTO {table} ({columns}) VALUES ({params}) RETURNING id"), values
+    ).scalar_one()
 
 
 def _tables(url: str) -> set[str]:
@@ -80,20 +97,13 @@ def test_rows_written_at_0001_survive_0003_and_its_downgrade(empty_url: str):
     migrate.upgrade(empty_url, "0001")
     engine = get_engine(empty_url)
     with engine.begin() as connection:
-        connection.execute(sa.text(
-            "INSERT INTO sessions (id, message_count, created_at, last_accessed, expires_at, chat_id) "
-            "VALUES ('s1', 2, 1000, 2000, 3000, 'chat-1')"
-        ))
-        request_id = connection.execute(sa.text(
-            "INSERT INTO requests (session_id, request_id, timestamp, method, path, openai_request, "
-            "provider, model, stream, created_at) VALUES ('s1', 'r-1', 1000, 'POST', "
-            "'/v1/chat/completions', '{\"model\": \"m\"}', 'lm-studio', 'm', true, 1000) RETURNING id"
-        )).scalar_one()
-        connection.execute(sa.text(
-            "INSERT INTO responses (request_id, session_id, response_id, timestamp, prompt_tokens, "
-            "usage_estimated, status, status_code, client_disconnected, created_at) "
-            "VALUES (:request_id, 's1', 'p-1', 1500, 0, false, 'ok', 200, false, 1500)"
-        ), {"request_id": request_id})
+        _insert(connection, "sessions", {**SESSION, "message_count": 2, "chat_id": "chat-1"})
+        request_id = _insert(connection, "requests", {
+            **REQUEST, "openai_request": '{"model": "m"}', "provider": "lm-studio", "stream": True,
+        })
+        _insert(connection, "responses", {
+            **RESPONSE, "request_id": request_id, "prompt_tokens": 0, "status_code": 200,
+        })
 
     migrate.upgrade(empty_url, "0003")
     with engine.connect() as connection:
@@ -150,21 +160,12 @@ def test_0006_copies_each_requests_model_onto_its_response_and_back_out(empty_ur
     migrate.upgrade(empty_url, "0005")
     engine = get_engine(empty_url)
     with engine.begin() as connection:
-        connection.execute(sa.text(
-            "INSERT INTO sessions (id, message_count, created_at, last_accessed, expires_at) "
-            "VALUES ('s1', 2, 1000, 2000, 3000)"
-        ))
+        _insert(connection, "sessions", SESSION)
         for number, model in ((1, "gpt-4o"), (2, "qwen-max")):
-            request_id = connection.execute(sa.text(
-                "INSERT INTO requests (session_id, request_id, timestamp, method, path, provider, model, "
-                "stream, created_at) VALUES ('s1', :uuid, 1000, 'POST', '/v1/chat/completions', 'p', :model, "
-                "false, 1000) RETURNING id"
-            ), {"uuid": f"r-{number}", "model": model}).scalar_one()
-            connection.execute(sa.text(
-                "INSERT INTO responses (request_id, session_id, response_id, timestamp, usage_estimated, "
-                "status, client_disconnected, created_at) "
-                "VALUES (:request_id, 's1', :uuid, 1500, false, 'error', false, 1500)"
-            ), {"request_id": request_id, "uuid": f"p-{number}"})
+            request_id = _insert(connection, "requests", {**REQUEST, "request_id": f"r-{number}", "model": model})
+            _insert(connection, "responses", {
+                **RESPONSE, "request_id": request_id, "response_id": f"p-{number}", "status": "error",
+            })
 
     migrate.upgrade(empty_url, "0006")
     with engine.connect() as connection:
@@ -183,20 +184,9 @@ def test_0007_drops_the_second_path_from_responses_to_sessions_but_keeps_rows_an
     migrate.upgrade(empty_url, "0006")
     engine = get_engine(empty_url)
     with engine.begin() as connection:
-        connection.execute(sa.text(
-            "INSERT INTO sessions (id, message_count, created_at, last_accessed, expires_at) "
-            "VALUES ('s1', 1, 1000, 1000, 3000)"
-        ))
-        request_id = connection.execute(sa.text(
-            "INSERT INTO requests (session_id, request_id, timestamp, method, path, provider, model, stream, "
-            "created_at) VALUES ('s1', 'r-1', 1000, 'POST', '/v1/chat/completions', 'p', 'm', false, 1000) "
-            "RETURNING id"
-        )).scalar_one()
-        connection.execute(sa.text(
-            "INSERT INTO responses (request_id, session_id, response_id, model, timestamp, usage_estimated, "
-            "status, client_disconnected, created_at) "
-            "VALUES (:request_id, 's1', 'p-1', 'm', 1500, false, 'ok', false, 1500)"
-        ), {"request_id": request_id})
+        _insert(connection, "sessions", SESSION)
+        request_id = _insert(connection, "requests", REQUEST)
+        _insert(connection, "responses", {**RESPONSE, "request_id": request_id, "model": "m"})
 
     migrate.upgrade(empty_url, "0007")
     with engine.begin() as connection:
