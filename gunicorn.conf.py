@@ -21,6 +21,12 @@ accesslog = os.environ.get("ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 
+# Name lookups for upstream connections: gevent's default resolver hands every lookup, even of
+# "127.0.0.1", to a small pool of OS threads that contend for the GIL with the worker. The c-ares
+# resolver answers IP literals and localhost at once and other names without threads. A burst of
+# 1,000 streams opens ~1,000 upstream connections: TTFB p50 ~480 -> ~390 ms measured here.
+os.environ.setdefault("GEVENT_RESOLVER", "ares")
+
 
 _checkpointer = None
 
