@@ -16,6 +16,13 @@ from app.models import ChatSession, Request, Response
 SESSIONS = ChatSession.__table__
 REQUESTS = Request.__table__
 RESPONSES = Response.__table__
+# A response's copy of its request's model, read by the INSERT itself (the bound request id is
+# repeated under its own name: SQLAlchemy keeps a column's name for its value).
+_MODEL_OF = "model_of_request_id"
+_REQUEST_MODEL = (
+    sa.select(REQUESTS.c.model).where(REQUESTS.c.id == sa.bindparam(_MODEL_OF, type_=sa.BigInteger))
+    .scalar_subquery()
+)
 
 # Ids minted for imported rows are stable: a re-run of an interrupted import mints the same.
 _NAMESPACE = uuid.UUID("5d0c5a53-3a5e-4f0c-9a43-6f1d2b7c8e01")
@@ -97,19 +104,17 @@ class Target:
             keys = tuple(rows[0])
             sql = self._compiled.get((table.name, keys))
             if sql is None:
-                statement = sa.insert(table).compile(dialect=connection.dialect, column_keys=list(keys))
+                statement = sa.insert(table)
+                if table is RESPONSES and "model" not in keys:
+                    statement = statement.values(model=_REQUEST_MODEL)
+                statement = statement.compile(dialect=connection.dialect, column_keys=list(keys))
                 sql = self._compiled[(table.name, keys)] = str(statement)
+            if table is RESPONSES and "model" not in keys:
+                # Each response carries its request's model (history filters count from one
+                # index), looked up as the row goes in.
+                rows = [{**row, _MODEL_OF: row["request_id"]} for row in rows]
             connection.exec_driver_sql(sql, rows)
             self._inserted += len(rows)
-            if table is RESPONSES and "model" not in keys:
-                self._copy_request_models(connection, [row["request_id"] for row in rows])
-
-    @staticmethod
-    def _copy_request_models(connection: Connection, request_ids: list[int]) -> None:
-        """Responses carry their request's model (history filters count from one index)."""
-        model = sa.select(REQUESTS.c.model).where(REQUESTS.c.id == RESPONSES.c.request_id).scalar_subquery()
-        for part in chunks(request_ids):
-            connection.execute(sa.update(RESPONSES).where(RESPONSES.c.request_id.in_(part)).values(model=model))
 
     def _refresh_statistics(self) -> None:
         """On PostgreSQL, ANALYZE each time the imported rows double.
