@@ -104,6 +104,11 @@ def _usage_columns() -> list[sa.ColumnElement]:
     ]
 
 
+def _session_usage(db: Session, session_id: str) -> dict[str, Any]:
+    """The usage of one session's responses, in SQL."""
+    return _usage(db.execute(sa.select(*_usage_columns()).where(in_session(session_id))).one())
+
+
 def _usage(row: Any) -> dict[str, Any]:
     n = int(row.total_responses)
     return {
@@ -120,10 +125,10 @@ def _usage(row: Any) -> dict[str, Any]:
 def session_stats(db: Session, session_id: str) -> dict[str, Any]:
     """``{session_id, message_count, created_at, last_accessed, usage: {...}}``"""
     session = get_session(db, session_id).session
-    row = db.execute(sa.select(*_usage_columns()).where(in_session(session_id))).one()
     return {
         "session_id": session.id, "message_count": session.message_count,
-        "created_at": session.created_at, "last_accessed": session.last_accessed, "usage": _usage(row),
+        "created_at": session.created_at, "last_accessed": session.last_accessed,
+        "usage": _session_usage(db, session_id),
     }
 
 
@@ -133,8 +138,7 @@ def response_stats(db: Session, *, session_id: str | None = None) -> dict[str, A
     Over every response it reads the daily rollups (the original gateway's monitor polls this).
     """
     if session_id is not None:
-        row = db.execute(sa.select(*_usage_columns()).where(in_session(session_id))).one()
-        return {"session_id": session_id, "statistics": _usage(row)}
+        return {"session_id": session_id, "statistics": _session_usage(db, session_id)}
     totals = usage_report(db, filters=UsageFilters(), prices={}, latency=False).totals
     return {"session_id": "all", "statistics": {
         "total_responses": totals.requests, "total_prompt_tokens": totals.prompt_tokens,
