@@ -173,3 +173,13 @@ def free_id(preferred: str | None, *, size: int, taken: set[Any], fallback: str)
         return preferred, True
     taken.add(fallback)
     return fallback, False
+
+
+def public_id(legacy_id: str, *, source: str, table: str, column: str, taken: set[Any], problems: list[str]) -> str:
+    """A row's public UUID: the original one when it fits and is free here, else one minted from it."""
+    value, kept = free_id(
+        legacy_id, size=36, taken=taken, fallback=minted_uuid(source=source, table=table, legacy_id=legacy_id)
+    )
+    if not kept:
+        problems.append(f"{column} too long or already in use here; a new one was minted")
+    return value

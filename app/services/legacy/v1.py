@@ -15,6 +15,7 @@ from app.services.legacy.target import (
     free_id,
     minted_session_id,
     minted_uuid,
+    public_id,
 )
 
 TABLE = "request_logs"
@@ -51,12 +52,10 @@ def _write(connection: Connection | None, *, target: Target, calls: list[V1Call]
             readable[legacy_id], size=128, taken=sessions_taken,
             fallback=minted_session_id(source=SOURCE_V1, legacy_id=legacy_id),
         )
-        request_id, kept = free_id(
-            legacy_id, size=36, taken=requests_taken,
-            fallback=minted_uuid(source=SOURCE_V1, table="requests", legacy_id=legacy_id),
+        request_id = public_id(
+            legacy_id, source=SOURCE_V1, table="requests", column="request_id", taken=requests_taken,
+            problems=call.problems,
         )
-        if not kept:
-            call.problems.append("request_id too long or already in use here; a new one was minted")
         call.session["id"] = session_id
         call.request.update(session_id=session_id, request_id=request_id)
         call.response.update(

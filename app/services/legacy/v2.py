@@ -24,6 +24,7 @@ from app.services.legacy.target import (
     free_id,
     minted_session_id,
     minted_uuid,
+    public_id,
 )
 
 # The legacy_id of the placeholder session holding requests that named no session at all.
@@ -98,12 +99,10 @@ class V2Import:
         taken = self.target.taken(connection, REQUESTS.c.request_id, legacy_ids)
         for m in fresh.values():
             legacy_id = m.row["legacy_id"]
-            request_id, kept = free_id(
-                legacy_id, size=36, taken=taken,
-                fallback=minted_uuid(source=SOURCE_V2, table="requests", legacy_id=legacy_id),
+            request_id = public_id(
+                legacy_id, source=SOURCE_V2, table="requests", column="request_id", taken=taken,
+                problems=m.problems,
             )
-            if not kept:
-                m.problems.append("request_id too long or already in use here; a new one was minted")
             session_id = self._session_for(
                 connection, m.session_ref, stamp=m.row["timestamp"], problems=m.problems
             )
@@ -145,12 +144,10 @@ class V2Import:
                     f"session {m.session_ref!r} not in the original; kept in its request's session"
                 )
             legacy_id = m.row["legacy_id"]
-            response_id, kept = free_id(
-                legacy_id, size=36, taken=taken,
-                fallback=minted_uuid(source=SOURCE_V2, table="responses", legacy_id=legacy_id),
+            response_id = public_id(
+                legacy_id, source=SOURCE_V2, table="responses", column="response_id", taken=taken,
+                problems=m.problems,
             )
-            if not kept:
-                m.problems.append("response_id too long or already in use here; a new one was minted")
             m.row.update(request_id=slot[0], session_id=session_id or slot[1], response_id=response_id)
         self.target.insert(connection, RESPONSES, [m.row for m in fresh])
         for m in fresh:
