@@ -10,30 +10,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from app import migrate
-from app.db import dispose_engines
-from app.services.importer import DEFAULT_BATCH_SIZE, import_database
-
-V1_SCHEMA = """
-CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL,
-                       updated_at INTEGER NOT NULL DEFAULT (strftime('%s', 'now')));
-CREATE TABLE request_logs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL UNIQUE, provider TEXT NOT NULL,
-    endpoint TEXT NOT NULL, method TEXT NOT NULL, request_body TEXT, response_body TEXT,
-    status_code INTEGER, duration_ms INTEGER, error TEXT,
-    created_at INTEGER NOT NULL DEFAULT (strftime('%s', 'now'))
-);
-CREATE INDEX idx_request_logs_provider ON request_logs(provider);
-CREATE INDEX idx_request_logs_created_at ON request_logs(created_at DESC);
-CREATE INDEX idx_request_logs_request_id ON request_logs(request_id);
-INSERT OR IGNORE INTO settings (key, value) VALUES ('active_provider', 'lm-studio');
-"""
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' v1 database builder
+from app import migrate  # noqa: E402
+from app.db import dispose_engines  # noqa: E402
+from app.services.importer import DEFAULT_BATCH_SIZE, import_database  # noqa: E402
+from tests.legacy_dbs import write_v1  # noqa: E402
 
 
 def _rows(count: int) -> Iterator[tuple]:
@@ -57,18 +44,6 @@ def _rows(count: int) -> Iterator[tuple]:
                "connect ECONNREFUSED 127.0.0.1:1234" if failed else None, 1761869496 + i)
 
 
-def build_original(path: Path, *, rows: int) -> None:
-    connection = sqlite3.connect(path)
-    with connection:
-        connection.executescript(V1_SCHEMA)
-        connection.executemany(
-            "INSERT INTO request_logs (request_id, provider, endpoint, method, request_body, response_body,"
-            " status_code, duration_ms, error, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            _rows(rows),
-        )
-    connection.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
@@ -77,7 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="import-bench-") as workdir:
         original = Path(workdir) / "original-v1.db"
-        build_original(original, rows=args.rows)
+        write_v1(original, _rows(args.rows))
         url = args.database_url or f"sqlite:///{Path(workdir) / 'gateway.db'}"
         migrate.upgrade(url)
         size_mb = original.stat().st_size / 1e6

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -167,13 +168,18 @@ def v1_rows(count: int) -> list[tuple]:
 
 def build_v1(path: Path, *, count: int = 120) -> Path:
     """A v1 database (seed 004's schema) with ``count`` request_logs rows."""
+    return write_v1(path, v1_rows(count))
+
+
+def write_v1(path: Path, rows: Iterable[tuple]) -> Path:
+    """A v1 database (seed 004's schema) holding ``rows`` (request_logs columns but ``id``)."""
     connection = sqlite3.connect(path)
     with connection:
         connection.executescript(V1_SCHEMA)
         connection.executemany(
             "INSERT INTO request_logs (request_id, provider, endpoint, method, request_body, response_body,"
             " status_code, duration_ms, error, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            v1_rows(count),
+            rows,
         )
     connection.close()
     return path
