@@ -136,19 +136,14 @@ def test_rows_written_at_0001_survive_0003_and_its_downgrade(empty_url: str):
 def test_legacy_ids_are_unique_per_source_and_absent_for_gateway_rows(database_url: str):
     engine = get_engine(database_url)
     row = {"message_count": 0, "created_at": 1, "last_accessed": 1, "expires_at": 1}
-    insert = sa.text(
-        "INSERT INTO sessions (id, message_count, created_at, last_accessed, expires_at, "
-        "legacy_source, legacy_id) VALUES (:id, :message_count, :created_at, :last_accessed, "
-        ":expires_at, :legacy_source, :legacy_id)"
-    )
     with engine.begin() as connection:
         for session_id in ("live-1", "live-2"):
-            connection.execute(insert, {**row, "id": session_id, "legacy_source": None, "legacy_id": None})
-        connection.execute(insert, {**row, "id": "a", "legacy_source": "node-v1", "legacy_id": "x"})
-        connection.execute(insert, {**row, "id": "b", "legacy_source": "node-v2", "legacy_id": "x"})
+            _insert(connection, "sessions", {**row, "id": session_id, "legacy_source": None, "legacy_id": None})
+        _insert(connection, "sessions", {**row, "id": "a", "legacy_source": "node-v1", "legacy_id": "x"})
+        _insert(connection, "sessions", {**row, "id": "b", "legacy_source": "node-v2", "legacy_id": "x"})
         assert connection.execute(sa.text("SELECT count(*) FROM sessions WHERE NOT retained")).scalar() == 4
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
-        connection.execute(insert, {**row, "id": "c", "legacy_source": "node-v1", "legacy_id": "x"})
+        _insert(connection, "sessions", {**row, "id": "c", "legacy_source": "node-v1", "legacy_id": "x"})
     # Partial, so the hot path's own rows (NULL) cost no write to it.
     for table in ("sessions", "requests", "responses"):
         (index,) = [index for index in sa.inspect(engine).get_indexes(table) if "legacy" in index["name"]]
