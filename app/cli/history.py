@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import click
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.cli.common import (
@@ -18,9 +17,8 @@ from app.cli.common import (
     print_table,
     when,
 )
-from app.errors import NotFound
 from app.models import ChatSession, Request, now_ms
-from app.services.history import Filters, get_request, list_requests, parse_record_id
+from app.services.history import Filters, get_request, list_requests, resolve_request_id
 from app.services.paging import MAX_LIMIT, PageRequest
 from app.services.session_history import get_session, list_sessions, session_requests
 
@@ -88,7 +86,7 @@ def show_command(request_id: str, as_json: bool) -> None:
     """
     gateway = open_gateway()
     with Session(gateway.engine) as db:
-        request = get_request(db, _resolve(db, request_id))
+        request = get_request(db, resolve_request_id(db, request_id))
         page = session_requests(db, request.session_id, page=PageRequest(limit=MAX_LIMIT, descending=False))
         position = next(i for i, r in enumerate(page.items) if r.id == request.id)
         around = page.items[max(0, position - AROUND): position + AROUND + 1]
@@ -215,24 +213,6 @@ def reply_text(request: Request) -> str | None:
         return text_of((choice.get("message") or choice.get("delta") or {}).get("content"))
     except (TypeError, KeyError, IndexError, AttributeError):
         return None
-
-
-def _resolve(db: Session, text: str) -> int | str:
-    """An id, a UUID, or a unique prefix of a request's UUID (at least 4 characters)."""
-    try:
-        return parse_record_id(text)
-    except ValueError:
-        pass
-    prefix = text.lower()
-    if len(prefix) < 4 or any(c not in "0123456789abcdef-" for c in prefix):
-        raise NotFound(f"No request with id {text!r}.")
-    ids = db.scalars(sa.select(Request.id).where(Request.request_id.startswith(prefix, autoescape=True)).limit(2))
-    found = list(ids)
-    if not found:
-        raise NotFound(f"No request with id {text!r}.")
-    if len(found) > 1:
-        raise NotFound(f"The id {text!r} matches more than one request: give more of it.")
-    return found[0]
 
 
 def _session(session: ChatSession) -> dict[str, Any]:

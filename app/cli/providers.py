@@ -10,11 +10,11 @@ import sqlalchemy as sa
 from app.cli.common import Gateway, json_option, open_gateway, print_json, print_table
 from app.config import Settings
 from app.migrate import current_revision, head_revision
-from app.models import ChatSession, Request, Response
 from app.schemas.providers import ProviderSchema
 from app.schemas.validation import load
 from app.services import provider_admin
 from app.services.health import PROBE_TIMEOUT_S
+from app.services.history import row_counts
 
 
 @click.command("status")
@@ -42,10 +42,7 @@ def status_command(as_json: bool) -> None:
             timeout_s=PROBE_TIMEOUT_S,
         )
     with gateway.engine.connect() as connection:
-        counts = {
-            table: connection.scalar(sa.select(sa.func.count()).select_from(model))
-            for table, model in (("sessions", ChatSession), ("requests", Request), ("responses", Response))
-        }
+        counts = row_counts(connection)
     report = {
         "active_provider": active["name"] if active else settings.default_provider,
         "base_url": active["base_url"] if active else None,

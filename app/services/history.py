@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, contains_eager, defer, joinedload
 
 from app.errors import NotFound
-from app.models import Request, Response
+from app.models import ChatSession, Request, Response
 from app.services import usage_rollups
 from app.services.paging import Page, PageRequest, fetch_page, unindexed
 from app.services.session_history import in_session
@@ -59,6 +59,32 @@ def parse_record_id(text: str) -> RecordId:
     if not _RECORD_ID.fullmatch(text):
         raise ValueError("not an integer id or a UUID")
     return int(text) if text.isdigit() else text.lower()
+
+
+def resolve_request_id(db: Session, text: str) -> RecordId:
+    """An id, a UUID, or a unique prefix of a request's UUID (at least 4 characters)."""
+    try:
+        return parse_record_id(text)
+    except ValueError:
+        pass
+    prefix = text.lower()
+    if len(prefix) < 4 or any(c not in "0123456789abcdef-" for c in prefix):
+        raise NotFound(f"No request with id {text!r}.")
+    ids = db.scalars(sa.select(Request.id).where(Request.request_id.startswith(prefix, autoescape=True)).limit(2))
+    found = list(ids)
+    if not found:
+        raise NotFound(f"No request with id {text!r}.")
+    if len(found) > 1:
+        raise NotFound(f"The id {text!r} matches more than one request: give more of it.")
+    return found[0]
+
+
+def row_counts(connection: sa.Connection) -> dict[str, int]:
+    """How many sessions, requests and responses the database holds."""
+    return {
+        table: connection.scalar(sa.select(sa.func.count()).select_from(model))
+        for table, model in (("sessions", ChatSession), ("requests", Request), ("responses", Response))
+    }
 
 
 # Requests
