@@ -62,7 +62,7 @@ def post_worker_init(worker):
 
 def worker_exit(server, worker):
     """Write every queued audit row before the worker goes away."""
-    from app.services.group_commit import stop_all
+    from app.services.audit.group_commit import stop_all
 
     stop_all()
 

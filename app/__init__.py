@@ -12,10 +12,10 @@ from app.errors import register_error_handlers
 from app.extensions import Gateway
 from app.migrate import ensure_schema
 from app.providers.registry import ProviderRegistry, ProviderSource
-from app.services.audit import AuditLog
-from app.services.chat import ChatService
-from app.services.health import HealthMonitor
-from app.services.live_registry import LiveRegistry
+from app.services.admin.health import HealthMonitor
+from app.services.admin.live_registry import LiveRegistry
+from app.services.audit.log import AuditLog
+from app.services.proxy.chat import ChatService
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from flask import current_app
 
 from app.config import Settings
 from app.providers.registry import ProviderSource
-from app.services.chat import ChatService
-from app.services.health import HealthMonitor
+from app.services.admin.health import HealthMonitor
+from app.services.proxy.chat import ChatService
 
 
 @dataclass(slots=True, kw_only=True)

@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         if args[:1] == ["checkpointer"]:
-            from app.services import checkpointer
+            from app.db import checkpointer
 
             checkpointer.run(settings.database_url, parent_pid=int(args[1]) if len(args) > 1 else None)
         elif args[:1] == ["upgrade"]:

@@ -28,7 +28,7 @@ from history_data import fill  # noqa: E402
 
 from app import create_app  # noqa: E402
 from app.config import Settings  # noqa: E402
-from app.services.paging import Cursor  # noqa: E402
+from app.services.history.paging import Cursor  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SECTION = "## History API (issue 3)"

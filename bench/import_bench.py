@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' v1 database builder
 from app import migrate  # noqa: E402
 from app.db import dispose_engines  # noqa: E402
-from app.services.importer import DEFAULT_BATCH_SIZE, import_database  # noqa: E402
+from app.services.legacy.importer import DEFAULT_BATCH_SIZE, import_database  # noqa: E402
 from tests.legacy_dbs import write_v1  # noqa: E402
 
 

@@ -17,7 +17,7 @@ from app import create_app, migrate
 from app.config import Settings
 from app.db import create_engine, dispose_engines, get_engine
 from app.models import Base
-from app.services.group_commit import stop_all
+from app.services.audit.group_commit import stop_all
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"

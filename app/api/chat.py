@@ -6,7 +6,7 @@ from flask import Blueprint, Response, g, request
 
 from app.extensions import gateway
 from app.schemas.chat import parse_chat_request
-from app.services.sessions import SESSION_HEADER
+from app.services.proxy.sessions import SESSION_HEADER
 
 bp = Blueprint("chat", __name__, url_prefix="/v1")
 

@@ -13,14 +13,14 @@ from app.schemas.history import (
     ResponseListSchema,
     ResponseSchema,
 )
-from app.services import history
+from app.services.history import records
 
 blp = HistoryBlueprint("history", __name__, url_prefix="/v1", description="Requests and responses.")
 
 
-def record_id(text: str) -> history.RecordId:
+def record_id(text: str) -> records.RecordId:
     try:
-        return history.parse_record_id(text)
+        return records.parse_record_id(text)
     except ValueError:
         raise InvalidRequest("An id is an integer id or a UUID.", param="id", code="invalid_id") from None
 
@@ -30,21 +30,21 @@ def record_id(text: str) -> history.RecordId:
 @blp.response(200, RequestListSchema)
 def list_requests(args):
     """List requests, newest first, each with a summary of its response."""
-    return history.list_requests(db(), filters=args["filters"], page=args["page"], bodies=args["bodies"])
+    return records.list_requests(db(), filters=args["filters"], page=args["page"], bodies=args["bodies"])
 
 
 @blp.route("/requests/<record_id:id>", methods=["GET"], errors=(400, 404))
 @blp.response(200, RequestSchema)
 def get_request(id: str):
     """A request by integer id or UUID, with its bodies."""
-    return history.get_request(db(), record_id(id))
+    return records.get_request(db(), record_id(id))
 
 
 @blp.route("/requests/<record_id:id>", methods=["DELETE"], errors=(400, 404))
 @blp.response(200, RequestDeletedSchema)
 def delete_request(id: str):
     """Delete a request and its response."""
-    deleted = history.delete_request(db(), record_id(id))
+    deleted = records.delete_request(db(), record_id(id))
     db().commit()
     return deleted
 
@@ -53,7 +53,7 @@ def delete_request(id: str):
 @blp.response(200, ResponseSchema)
 def get_request_response(id: str):
     """The response to a request."""
-    return history.get_request_response(db(), record_id(id))
+    return records.get_request_response(db(), record_id(id))
 
 
 @blp.route("/responses", methods=["GET"])
@@ -61,11 +61,11 @@ def get_request_response(id: str):
 @blp.response(200, ResponseListSchema)
 def list_responses(args):
     """List responses, newest first."""
-    return history.list_responses(db(), filters=args["filters"], page=args["page"], bodies=args["bodies"])
+    return records.list_responses(db(), filters=args["filters"], page=args["page"], bodies=args["bodies"])
 
 
 @blp.route("/responses/<record_id:id>", methods=["GET"], errors=(400, 404))
 @blp.response(200, ResponseSchema)
 def get_response(id: str):
     """A response by integer id or UUID."""
-    return history.get_response(db(), record_id(id))
+    return records.get_response(db(), record_id(id))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from app.extensions import gateway
-from app.services.catalog import list_models
+from app.services.admin.catalog import list_models
 
 bp = Blueprint("models", __name__, url_prefix="/v1")
 

@@ -10,7 +10,7 @@ from app.errors import InvalidRequest
 from app.extensions import gateway
 from app.schemas.providers import ProviderSchema
 from app.schemas.validation import json_object, load
-from app.services import provider_admin
+from app.services.admin import providers as provider_admin
 
 bp = management_blueprint("providers", "/v1/providers")
 

@@ -24,8 +24,8 @@ from app.db import get_engine
 from app.errors import InvalidRequest
 from app.extensions import gateway
 from app.schemas.common import PRINTABLE_PATTERN, ErrorSchema, error_code
-from app.services.history import RECORD_ID_PATTERN
-from app.services.sessions import MAX_SESSION_ID
+from app.services.history.records import RECORD_ID_PATTERN
+from app.services.proxy.sessions import MAX_SESSION_ID
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from app.schemas.history import (
     SessionListSchema,
     SessionsPurgedSchema,
 )
-from app.services import session_history
-from app.services.sessions import MAX_SESSION_ID
+from app.services.history import sessions as session_history
+from app.services.proxy.sessions import MAX_SESSION_ID
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 blp = HistoryBlueprint("sessions", __name__, url_prefix="/v1", description="Conversations.")

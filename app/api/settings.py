@@ -7,7 +7,7 @@ from flask import request
 from app.api.management import admin_context, management_blueprint
 from app.schemas.providers import SettingsSchema, SettingValueSchema
 from app.schemas.validation import json_object, load
-from app.services import settings_admin
+from app.services.admin import settings as settings_admin
 
 bp = management_blueprint("settings", "/v1/settings")
 

@@ -12,7 +12,7 @@ from app.schemas.stats import (
     UsageArgs,
     UsageReportSchema,
 )
-from app.services import stats
+from app.services.history import stats
 
 blp = HistoryBlueprint("stats", __name__, url_prefix="/v1", description="Usage statistics.")
 

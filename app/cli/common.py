@@ -20,7 +20,7 @@ from app.config import ConfigError, Settings
 from app.db import get_engine
 from app.errors import GatewayError
 from app.migrate import SchemaOutdated, ensure_schema
-from app.services.config_store import seed
+from app.services.admin.config_store import seed
 
 F = TypeVar("F", bound=Callable[..., Any])
 _SPAN = re.compile(r"^(\d+)\s*([smhdw])$")

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from app.cli.common import iso, open_gateway, progress_wanted
 from app.cli.history import filter_options, make_filters
-from app.services.export import FLAT, export_rows
-from app.services.history import count_requests
+from app.services.history.export import FLAT, export_rows
+from app.services.history.records import count_requests
 
 
 @click.command("export")

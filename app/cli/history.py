@@ -18,9 +18,9 @@ from app.cli.common import (
     when,
 )
 from app.models import ChatSession, Request, now_ms
-from app.services.history import Filters, get_request, list_requests, resolve_request_id
-from app.services.paging import MAX_LIMIT, PageRequest
-from app.services.session_history import get_session, list_sessions, session_requests
+from app.services.history.paging import MAX_LIMIT, PageRequest
+from app.services.history.records import Filters, get_request, list_requests, resolve_request_id
+from app.services.history.sessions import get_session, list_sessions, session_requests
 
 LIMIT = click.IntRange(1, MAX_LIMIT)
 AROUND = 3  # requests shown before and after the one `show` shows

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from app import migrate
 from app.config import ConfigError, Settings
-from app.services.importer import (
+from app.services.legacy.importer import (
     DEFAULT_BATCH_SIZE,
     ImportSummary,
     ImportTargetError,

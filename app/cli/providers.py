@@ -12,9 +12,9 @@ from app.config import Settings
 from app.migrate import current_revision, head_revision
 from app.schemas.providers import ProviderSchema
 from app.schemas.validation import load
-from app.services import provider_admin
-from app.services.health import PROBE_TIMEOUT_S
-from app.services.history import row_counts
+from app.services.admin import providers as provider_admin
+from app.services.admin.health import PROBE_TIMEOUT_S
+from app.services.history.records import row_counts
 
 
 @click.command("status")

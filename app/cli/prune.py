@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from app.cli.common import json_option, open_gateway, parse_span, print_json, progress_wanted, when
 from app.models import now_ms
-from app.services.retention import PRUNE_BATCH, prune, prune_counts
+from app.services.history.retention import PRUNE_BATCH, prune, prune_counts
 
 
 @click.command("prune")

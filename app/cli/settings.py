@@ -9,9 +9,9 @@ from app.config import ConfigError, Settings
 from app.db import get_engine
 from app.errors import InvalidRequest
 from app.migrate import SchemaOutdated, ensure_schema
-from app.services.config_store import seed
-from app.services.provider_admin import list_providers
-from app.services.settings_admin import get_settings, put_settings
+from app.services.admin.config_store import seed
+from app.services.admin.providers import list_providers
+from app.services.admin.settings import get_settings, put_settings
 
 
 @click.command("set")

@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session
 
 from app.cli.common import json_option, open_gateway, parse_since, print_json, print_table
 from app.models import now_ms
-from app.services.stats import Metrics, usage_report
-from app.services.usage_sql import UsageFilters
+from app.services.history.stats import Metrics, usage_report
+from app.services.history.usage_sql import UsageFilters
 
 
 @click.command("stats")

@@ -18,7 +18,7 @@ from app.providers.base import (
     ask_for_stream_usage,
 )
 from app.providers.sse import DONE
-from app.services.tokens import estimate_prompt_tokens, message_text
+from app.providers.tokens import estimate_prompt_tokens, message_text
 
 MOCK_MODELS = ("mock-chat", "mock-tools")
 MOCK_URL = "mock://local"

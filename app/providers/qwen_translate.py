@@ -9,7 +9,7 @@ from typing import Any
 
 from app.providers.base import Conversation, StreamEvent
 from app.providers.sse import DONE
-from app.services.tokens import message_text
+from app.providers.tokens import message_text
 
 _ROLES = ("user", "assistant", "system")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from app.services.paging import MAX_LIMIT, Cursor, PageRequest
+from app.services.history.paging import MAX_LIMIT, Cursor, PageRequest
 
 # Ids, durations and offsets stay within a signed 32/64-bit column, whatever the client sends.
 MAX_INT32 = 2**31 - 1

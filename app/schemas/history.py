@@ -19,9 +19,9 @@ from app.schemas.common import (
     PageArgsSchema,
     ParsedText,
 )
-from app.services.history import RECORD_ID_PATTERN, Filters, parse_record_id
-from app.services.paging import PageRequest
-from app.services.session_history import SessionDetail
+from app.services.history.paging import PageRequest
+from app.services.history.records import RECORD_ID_PATTERN, Filters, parse_record_id
+from app.services.history.sessions import SessionDetail
 
 # Query arguments
 

@@ -7,8 +7,8 @@ from typing import Any
 from marshmallow import Schema, fields, post_load, validate
 
 from app.schemas.common import Boolean, DateRangeMixin, FilterText, Integer
-from app.services.stats import GROUPINGS
-from app.services.usage_sql import UsageFilters
+from app.services.history.stats import GROUPINGS
+from app.services.history.usage_sql import UsageFilters
 
 
 class ResponseStatsArgs(Schema):

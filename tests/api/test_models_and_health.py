@@ -6,7 +6,7 @@ import pytest
 import requests
 import responses
 
-from app.services import health as health_module
+from app.services.admin import health as health_module
 
 LM = "http://lm.test/v1"
 OAI = "http://oai.test/v1"

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from app.models import now_ms
-from app.services import export as export_service
+from app.services.history import export as export_service
 from tests.cli.conftest import failed
 from tests.factories import make_call, make_session
 

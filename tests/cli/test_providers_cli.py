@@ -7,7 +7,7 @@ import json
 import responses
 
 from app.db import get_engine
-from app.services.provider_admin import get_provider, list_providers
+from app.services.admin.providers import get_provider, list_providers
 from tests.cli.conftest import failed
 
 

@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from app.cli import cli
 from app.db import get_engine
-from app.services.settings_admin import get_settings
+from app.services.admin.settings import get_settings
 
 
 def run(database_url: str, *args: str):

@@ -12,7 +12,7 @@ import requests
 from llmock.scenarios import Fail, Reply, StreamFault
 from llmock.testing import LLMockServer
 
-from app.services.live_registry import CHECK_INTERVAL_S
+from app.services.admin.live_registry import CHECK_INTERVAL_S
 from tests.e2e.helpers import rows_for_session
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]

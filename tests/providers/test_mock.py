@@ -7,8 +7,8 @@ import json
 from app.providers.base import Conversation
 from app.providers.mock import MOCK_MODELS, MockProvider
 from app.providers.sse import DONE
-from app.services.streaming import StreamCapture
-from app.services.tokens import estimate_prompt_tokens
+from app.providers.tokens import estimate_prompt_tokens
+from app.services.proxy.streaming import StreamCapture
 
 CONVERSATION = Conversation(session_id="s-1")
 MESSAGES = [

@@ -12,7 +12,7 @@ from app.errors import UpstreamError, UpstreamHTTPError
 from app.models import ChatSession, Response
 from app.providers.base import Conversation
 from app.providers.qwen import QwenProvider
-from app.services.streaming import StreamCapture
+from app.services.proxy.streaming import StreamCapture
 
 QWEN = "http://qwen.test"
 NEW_CHAT_URL = QWEN + "/api/v2/chats/new"

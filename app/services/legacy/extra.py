@@ -11,11 +11,11 @@ from sqlalchemy.engine import Connection
 from app.models import Setting
 from app.models.providers import ProviderRow
 from app.providers.registry import PROVIDER_TYPES
-from app.services.config_store import bump_version
+from app.services.admin.config_store import bump_version
 from app.services.legacy.report import ImportSummary
-from app.services.legacy.rows import flag, integer, millis, string, text
 from app.services.legacy.source import LegacySource
 from app.services.legacy.target import Target
+from app.services.legacy.values import flag, integer, millis, string, text
 
 SETTINGS = Setting.__table__
 PROVIDERS = ProviderRow.__table__

@@ -1,0 +1,127 @@
+"""The providers of the database as this process last read them, re-read soon after any change.
+
+A request never reads the database for routing: at most once per
+``CHECK_INTERVAL_S`` a request finds the view stale and reads one value,
+``config_version``; only when it changed are the providers and settings read
+again. So a change made anywhere reaches every worker of every instance within
+the interval plus one reload, with no restart and no thread of its own (under
+gevent this runs in whichever greenlet comes first; the others keep the old view).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from app.config import Settings
+from app.db import get_engine
+from app.providers.base import Provider, ProviderConfig
+from app.providers.registry import ProviderRegistry, build_provider
+from app.services.admin.config_store import read_config, read_version, seed
+
+log = logging.getLogger(__name__)
+CHECK_INTERVAL_S = 0.5
+
+
+class LiveRegistry:
+    """Hands out the current ProviderRegistry; rebuilds it when the database's version moves."""
+
+    @classmethod
+    def for_url(cls, url: str, *, settings: Settings) -> LiveRegistry:
+        """Seed a database that never was, then read it."""
+        engine = get_engine(url)
+        seed(engine, settings)
+        return cls(engine, settings=settings)
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        settings: Settings,
+        environ: Mapping[str, str] = os.environ,
+        clock: Callable[[], float] = time.monotonic,
+        interval_s: float = CHECK_INTERVAL_S,
+    ) -> None:
+        self._engine = engine
+        self._default_provider = settings.default_provider
+        self._default_timeout_s = settings.request_timeout_s
+        self._environ = environ
+        self._clock = clock
+        self._interval_s = interval_s
+        self._lock = threading.Lock()
+        self._version: str | None = None
+        self._built: dict[str, tuple[ProviderConfig, Provider]] = {}
+        self._current = ProviderRegistry([], active=settings.default_provider)
+        self._checked_at = float("-inf")
+        self._failing = False
+        self.reload()
+
+    def snapshot(self) -> ProviderRegistry:
+        """The registry to route this request by: never older than the check interval."""
+        if self._clock() - self._checked_at >= self._interval_s:
+            self.check()
+        return self._current
+
+    def check(self) -> None:
+        """Read ``config_version``; reload when it moved. Another greenlet already checking: skip."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            self._checked_at = self._clock()
+            with self._engine.connect() as connection:
+                if read_version(connection) != self._version:
+                    self._load(connection)
+            self._recovered()
+        except sa.exc.SQLAlchemyError as exc:
+            self._failed(exc)
+        finally:
+            self._lock.release()
+
+    def reload(self) -> None:
+        """Read everything now, whatever the version says."""
+        with self._lock:
+            self._checked_at = self._clock()
+            with self._engine.connect() as connection:
+                self._load(connection)
+
+    def _load(self, connection) -> None:
+        config = read_config(connection, default_provider=self._default_provider)
+        built: dict[str, tuple[ProviderConfig, Provider]] = {}
+        for provider_config in config.providers:
+            if not provider_config.enabled:
+                continue
+            previous = self._built.get(provider_config.name)
+            if previous is not None and previous[0] == provider_config:
+                built[provider_config.name] = previous  # keeps its pooled connections
+                continue
+            try:
+                provider = build_provider(
+                    provider_config, environ=self._environ, default_timeout_s=self._default_timeout_s
+                )
+            except ValueError as exc:  # a type this version does not know: leave it out
+                log.error("provider %s left out: %s", provider_config.name, exc)
+                continue
+            built[provider_config.name] = (provider_config, provider)
+        self._built = built
+        self._current = ProviderRegistry(
+            [provider for _, provider in built.values()],
+            active=config.active, fallbacks=config.fallbacks, models_cache_s=config.models_cache_s,
+        )
+        self._version = config.version
+        log.debug("providers loaded (version %s): %s", config.version, ", ".join(built))
+
+    def _failed(self, exc: Exception) -> None:
+        if not self._failing:
+            log.warning("cannot read the provider settings (%s): routing by the last ones read", type(exc).__name__)
+        self._failing = True
+
+    def _recovered(self) -> None:
+        if self._failing:
+            log.warning("provider settings readable again")
+        self._failing = False

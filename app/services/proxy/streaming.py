@@ -1,0 +1,169 @@
+"""Relaying a stream to the client chunk by chunk while capturing what it said."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from app.errors import GatewayError, UpstreamCut
+from app.providers.base import EventStream
+from app.providers.sse import DONE
+from app.services.audit.records import Outcome
+
+DONE_EVENT = b"data: [DONE]\n\n"
+log = logging.getLogger(__name__)
+
+
+class StreamCapture:
+    """Assembles the streamed answer (content, tool calls, finish reason, usage) as it passes."""
+
+    def __init__(self, *, started: float) -> None:
+        self.started = started
+        self.first_token_at: float | None = None
+        self.meta: dict[str, Any] = {}
+        self.role = "assistant"
+        self.content: list[str] = []
+        self.refusal: list[str] = []
+        self.tool_calls: dict[int, dict[str, Any]] = {}
+        self.finish_reason: str | None = None
+        self.usage: dict[str, Any] | None = None
+        self.error: dict[str, Any] | None = None
+        self.parent_id: str | None = None
+        self.chat_id: str | None = None
+        self.unparsed = 0
+
+    def add(self, chunk: dict[str, Any] | None) -> None:
+        if chunk is None:
+            self.unparsed += 1
+            return
+        if not self.meta:
+            keys = ("id", "created", "model", "system_fingerprint")
+            self.meta = {key: chunk[key] for key in keys if key in chunk}
+        if isinstance(chunk.get("usage"), dict):
+            self.usage = chunk["usage"]
+        if isinstance(chunk.get("error"), dict | str):
+            self.error = chunk["error"] if isinstance(chunk["error"], dict) else {"message": chunk["error"]}
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue  # the audit keeps the first choice
+            delta = choice.get("delta") or {}
+            self._add_delta(delta)
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+
+    def _add_delta(self, delta: dict[str, Any]) -> None:
+        if delta.get("role"):
+            self.role = delta["role"]
+        if delta.get("content"):
+            self._first_token()
+            self.content.append(delta["content"])
+        if delta.get("refusal"):
+            self._first_token()
+            self.refusal.append(delta["refusal"])
+        for call in delta.get("tool_calls") or ():
+            self._first_token()
+            slot = self.tool_calls.setdefault(
+                call.get("index", len(self.tool_calls)),
+                {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
+            )
+            if call.get("id"):
+                slot["id"] = call["id"]
+            if call.get("type"):
+                slot["type"] = call["type"]
+            function = call.get("function") or {}
+            if function.get("name"):
+                slot["function"]["name"] += function["name"]
+            if function.get("arguments"):
+                slot["function"]["arguments"] += function["arguments"]
+
+    def _first_token(self) -> None:
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+
+    @property
+    def ttft_ms(self) -> int | None:
+        if self.first_token_at is None:
+            return None
+        return int((self.first_token_at - self.started) * 1000)
+
+    def message(self) -> dict[str, Any]:
+        content = "".join(self.content) if self.content else None
+        message: dict[str, Any] = {"role": self.role, "content": content}
+        if self.refusal:
+            message["refusal"] = "".join(self.refusal)
+        if self.tool_calls:
+            message["tool_calls"] = [self.tool_calls[index] for index in sorted(self.tool_calls)]
+        return message
+
+    def body(self) -> dict[str, Any]:
+        """The assembled answer as a non-streaming chat.completion object."""
+        body: dict[str, Any] = {"object": "chat.completion", **self.meta}
+        body["choices"] = [{"index": 0, "message": self.message(), "finish_reason": self.finish_reason}]
+        if self.usage is not None:
+            body["usage"] = self.usage
+        return body
+
+
+def relay(
+    events: EventStream,
+    *,
+    capture: StreamCapture,
+    forward_usage: bool,
+    finish: Callable[[Outcome], None],
+    outcome: Callable[..., Outcome],
+) -> Iterator[bytes]:
+    """Forward each event as it arrives; record the outcome however the stream ends.
+
+    The outcome is written in ``finally``: after [DONE], after an upstream
+    failure (sent to the client as a last error event), or when the client goes
+    away and the server closes this generator.
+    """
+    error: GatewayError | None = None
+    delivered = finished = False
+    upstream = iter(events)
+    try:
+        try:
+            for event in upstream:
+                if event.data == DONE:
+                    finished = True
+                    break
+                capture.add(event.chunk)
+                if event.parent_id:
+                    capture.parent_id = event.parent_id
+                if event.chat_id:
+                    capture.chat_id = event.chat_id
+                if not forward_usage and _usage_only(event.chunk):
+                    continue
+                yield b"data: " + event.data.encode() + b"\n\n"
+            if not finished and capture.finish_reason is None and capture.error is None:
+                raise UpstreamCut("The provider ended the stream before it finished.")
+        except GatewayError as exc:
+            error = exc
+            yield b"data: " + json.dumps(exc.body()).encode() + b"\n\n"
+        except Exception:
+            log.exception("relaying a stream failed")
+            error = GatewayError("The gateway failed while relaying the stream.")
+            yield b"data: " + json.dumps(error.body()).encode() + b"\n\n"
+        yield DONE_EVENT
+        delivered = True
+        if finished:
+            _drain(upstream)
+    finally:
+        events.close()
+        finish(outcome(capture=capture, error=error, client_gone=not delivered))
+
+
+def _drain(upstream: Iterator[Any]) -> None:
+    """Read what follows [DONE] (the body's end) so the upstream connection is reused, as openai-python does."""
+    try:
+        for _ in upstream:
+            pass
+    except GatewayError:
+        pass
+
+
+def _usage_only(chunk: dict[str, Any] | None) -> bool:
+    return chunk is not None and bool(chunk.get("usage")) and not chunk.get("choices")
