@@ -16,6 +16,9 @@ DEFAULT_DATABASE_PATH = "data/provider-router.db"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+_SIZE_UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10, "M": 1 << 20, "MB": 1 << 20,
+               "MIB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30}
+AUDIT_FAILURE_MODES = ("open", "closed")
 
 
 class ConfigError(ValueError):
@@ -53,6 +56,16 @@ class Settings:
     expose_worker_pid: bool = False
     # Keyed by "provider/model" or bare "model"; models missing here are priced 0 and flagged.
     model_prices: Mapping[str, ModelPrice] = field(default_factory=dict, hash=False)
+    # Where audit records wait when the database cannot take them (one directory per database).
+    audit_journal_dir: Path = field(default=PROJECT_ROOT / "data" / "audit-journal")
+    audit_journal_max_bytes: int = 1 << 30
+    # Database unusable and journal full: "open" serves and counts unrecorded calls, "closed" answers 503.
+    audit_failure_mode: str = "open"
+    # The longest a call waits for its audit write (SQLite's lock, PostgreSQL's round trips);
+    # None: the engine's default (100 ms on SQLite, 1000 ms on PostgreSQL).
+    audit_write_timeout_ms: int | None = None
+    # How long a gateway process on another host may go unseen before its open calls are ended.
+    audit_sweep_grace_ms: int = 60_000
 
     @property
     def is_sqlite(self) -> bool:
@@ -62,12 +75,17 @@ class Settings:
     def request_timeout_s(self) -> float:
         return self.request_timeout_ms / 1000
 
+    @property
+    def audit_write_timeout_s(self) -> float | None:
+        return None if self.audit_write_timeout_ms is None else self.audit_write_timeout_ms / 1000
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read and validate the settings; raise ConfigError naming the bad variable."""
         env = os.environ if environ is None else environ
+        database_url = _database_url(env)
         return cls(
-            database_url=_database_url(env),
+            database_url=database_url,
             default_provider=_name(env, "DEFAULT_PROVIDER", "lm-studio"),
             lm_studio_base_url=_url(env, "LM_STUDIO_BASE_URL", "http://localhost:1234/v1"),
             openai_base_url=_url(env, "OPENAI_BASE_URL", None),
@@ -84,6 +102,11 @@ class Settings:
             log_level=_log_level(env),
             expose_worker_pid=_bool(env, "EXPOSE_WORKER_PID", False),
             model_prices=_model_prices(env),
+            audit_journal_dir=_journal_dir(env, database_url),
+            audit_journal_max_bytes=_size(env, "AUDIT_JOURNAL_MAX_BYTES", 1 << 30),
+            audit_failure_mode=_choice(env, "AUDIT_FAILURE_MODE", AUDIT_FAILURE_MODES),
+            audit_write_timeout_ms=_positive_int(env, "AUDIT_WRITE_TIMEOUT_MS", None),
+            audit_sweep_grace_ms=_positive_int(env, "AUDIT_SWEEP_GRACE", 60_000),
         )
 
     def secrets(self) -> dict[str, str]:
@@ -114,6 +137,38 @@ def _database_url(env: Mapping[str, str]) -> str:
     return f"sqlite:///{path}"
 
 
+def _journal_dir(env: Mapping[str, str], database_url: str) -> Path:
+    """AUDIT_JOURNAL_DIR, else one of the database's own: next to an SQLite file, or under data/."""
+    raw = env.get("AUDIT_JOURNAL_DIR", "").strip()
+    if raw:
+        path = Path(raw)
+        return path if path.is_absolute() else PROJECT_ROOT / path
+    url = urlsplit(database_url)
+    if url.scheme.startswith("sqlite"):
+        return Path(database_url.split("///", 1)[1] + ".audit-journal")
+    name = "_".join(part for part in (url.hostname, str(url.port or ""), url.path.strip("/")) if part)
+    return PROJECT_ROOT / "data" / "audit-journal" / (name.replace("/", "_") or "default")
+
+
+def _size(env: Mapping[str, str], key: str, default: int) -> int:
+    """A size in bytes: 1073741824, 512MiB, 1GiB, 64K."""
+    raw = env.get(key, "").strip()
+    if not raw:
+        return default
+    digits = raw.rstrip("BbKkMmGgIi ")
+    unit = raw[len(digits):].strip().upper()
+    if not digits.isdigit() or unit not in _SIZE_UNITS or int(digits) <= 0:
+        raise ConfigError(f"{key} must be a size such as 1073741824, 512MiB or 1GiB, got {raw!r}")
+    return int(digits) * _SIZE_UNITS[unit]
+
+
+def _choice(env: Mapping[str, str], key: str, choices: tuple[str, ...]) -> str:
+    value = env.get(key, "").strip().lower() or choices[0]
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {env.get(key)!r}")
+    return value
+
+
 def _name(env: Mapping[str, str], key: str, default: str) -> str:
     value = env.get(key, "").strip() or default
     if not all(ch.isalnum() or ch in "-_." for ch in value):
@@ -131,7 +186,7 @@ def _url(env: Mapping[str, str], key: str, default: str | None) -> str | None:
     return value.rstrip("/")
 
 
-def _positive_int(env: Mapping[str, str], key: str, default: int) -> int:
+def _positive_int(env: Mapping[str, str], key: str, default: int | None) -> int | None:
     raw = env.get(key, "").strip()
     if not raw:
         return default

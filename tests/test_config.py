@@ -37,10 +37,28 @@ def test_database_url_wins_over_path():
     ("DATABASE_URL", "not-a-url"),
     ("DEFAULT_PROVIDER", "bad name!"),
     ("DATABASE_PATH", ":memory:"),
+    ("AUDIT_JOURNAL_MAX_BYTES", "lots"),
+    ("AUDIT_JOURNAL_MAX_BYTES", "0"),
+    ("AUDIT_FAILURE_MODE", "maybe"),
+    ("AUDIT_WRITE_TIMEOUT_MS", "0"),
+    ("AUDIT_SWEEP_GRACE", "soon"),
 ])
 def test_invalid_values_name_the_variable(name, value):
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
+
+
+def test_the_audit_journal_belongs_to_its_database_and_is_bounded():
+    sqlite = Settings.from_env({"DATABASE_PATH": "/srv/gw/gateway.db"})
+    assert str(sqlite.audit_journal_dir) == "/srv/gw/gateway.db.audit-journal"
+    postgres = Settings.from_env({"DATABASE_URL": "postgresql+psycopg://u:pw@db.internal:5433/gateway"})
+    assert postgres.audit_journal_dir == PROJECT_ROOT / "data" / "audit-journal" / "db.internal_5433_gateway"
+    assert (sqlite.audit_journal_max_bytes, sqlite.audit_failure_mode) == (1 << 30, "open")
+    assert sqlite.audit_write_timeout_s is None  # the engine's own default
+    chosen = Settings.from_env({"AUDIT_JOURNAL_DIR": "/var/spool/gw", "AUDIT_JOURNAL_MAX_BYTES": "512MiB",
+                                "AUDIT_FAILURE_MODE": "Closed", "AUDIT_WRITE_TIMEOUT_MS": "250"})
+    assert (str(chosen.audit_journal_dir), chosen.audit_journal_max_bytes) == ("/var/spool/gw", 512 << 20)
+    assert (chosen.audit_failure_mode, chosen.audit_write_timeout_s) == ("closed", 0.25)
 
 
 def test_secrets_stay_out_of_repr():

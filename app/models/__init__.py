@@ -1,7 +1,7 @@
 """SQLAlchemy models; importing this package registers every table on ``Base.metadata``."""
 
 from app.models.base import Base, JSONText, now_ms
-from app.models.history import RESPONSE_STATUSES, Attempt, ChatSession, Request, Response
+from app.models.history import RESPONSE_STATUSES, Attempt, AuditWorker, ChatSession, Request, Response
 from app.models.providers import ProviderRow
 from app.models.settings import Setting
 from app.models.usage import UsageRollup, UsageRollupDay, UsageRollupDayLatency, UsageRollupLatency
@@ -9,6 +9,7 @@ from app.models.usage import UsageRollup, UsageRollupDay, UsageRollupDayLatency,
 __all__ = [
     "RESPONSE_STATUSES",
     "Attempt",
+    "AuditWorker",
     "Base",
     "ChatSession",
     "JSONText",

@@ -7,8 +7,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, BigId, JSONText, now_ms
 
-# Response.status values: ok, error (the call failed), incomplete (the stream was cut).
-RESPONSE_STATUSES = ("ok", "error", "incomplete")
+# Response.status values: ok, error (the call failed), incomplete (the stream was cut, or the
+# gateway shut down while it ran), interrupted (the process handling the call died; found by the sweep).
+RESPONSE_STATUSES = ("ok", "error", "incomplete", "interrupted")
+STATUS_CHECK = "status IN ('ok', 'error', 'incomplete', 'interrupted')"
 
 
 # Every index is written on the hot path (one page per index per row), so each
@@ -86,6 +88,11 @@ class Request(LegacyMixin, Base):
     stream: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     # Equal to timestamp for rows the gateway writes; kept for the original's shape.
     created_at: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms)
+    # The gateway process that handled the call (audit_workers.id): the sweep ends its open
+    # calls when it dies. NULL for imported rows.
+    worker_id: Mapped[str | None] = mapped_column(sa.String(40))
+    # What the gateway changed so that the database would take the row (NUL escaped, ...).
+    repaired: Mapped[str | None] = mapped_column(sa.Text)
 
     session: Mapped[ChatSession] = relationship(back_populates="requests")
     response: Mapped[Response | None] = relationship(
@@ -102,9 +109,7 @@ class Response(LegacyMixin, Base):
 
     __tablename__ = "responses"
     __table_args__ = (
-        sa.CheckConstraint(
-            "status IN ('ok', 'error', 'incomplete')", name="status_known"
-        ),
+        sa.CheckConstraint(STATUS_CHECK, name="status_known"),
         legacy_index("responses"),
         # Covers usage statistics over a time range: aggregates read the index, not the bodies.
         sa.Index(
@@ -143,6 +148,7 @@ class Response(LegacyMixin, Base):
     ttft_ms: Mapped[int | None] = mapped_column(sa.Integer)
     client_disconnected: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     created_at: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms)
+    repaired: Mapped[str | None] = mapped_column(sa.Text)
 
     request: Mapped[Request] = relationship(back_populates="response")
 
@@ -169,3 +175,22 @@ class Attempt(Base):
     started_at: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms)
 
     request: Mapped[Request] = relationship(back_populates="attempts")
+
+
+class AuditWorker(Base):
+    """A gateway process that records calls, and when it was last seen alive.
+
+    Each worker rewrites its row every few seconds. When a row goes stale (or the
+    process is gone from this host), the sweep gives that worker's open calls
+    their ending, ``interrupted``.
+    """
+
+    __tablename__ = "audit_workers"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    host: Mapped[str] = mapped_column(sa.String(255))
+    pid: Mapped[int] = mapped_column(sa.Integer)
+    started_at: Mapped[int] = mapped_column(sa.BigInteger)
+    seen_at: Mapped[int] = mapped_column(sa.BigInteger)
+    # The start of its oldest call still open when last seen: the sweep reads from there.
+    oldest_open_at: Mapped[int] = mapped_column(sa.BigInteger)

@@ -22,7 +22,7 @@ def test_parameters_carry_the_validation_rules(client):
     spec = client.get("/openapi.json").get_json()
     params = {p["name"]: p for p in spec["paths"]["/v1/requests"]["get"]["parameters"]}
     assert params["limit"]["schema"] == {"type": "integer", "default": 50, "minimum": 1, "maximum": 1000}
-    assert params["status"]["schema"]["enum"] == ["ok", "error", "incomplete"]
+    assert params["status"]["schema"]["enum"] == ["ok", "error", "incomplete", "interrupted"]
     assert "pattern" in params["start_date"]["schema"]
     usage = {p["name"]: p for p in spec["paths"]["/v1/stats/usage"]["get"]["parameters"]}
     assert usage["group_by"]["schema"]["enum"] == ["model", "provider", "session", "day", "hour"]

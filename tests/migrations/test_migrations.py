@@ -196,3 +196,44 @@ def test_0007_drops_the_second_path_from_responses_to_sessions_but_keeps_rows_an
     migrate.downgrade(empty_url, "0006")
     with engine.connect() as connection:
         assert "ix_responses_session_id" in {index["name"] for index in sa.inspect(connection).get_indexes("responses")}
+
+
+def _storage_of_responses(connection) -> Any:
+    """Where the responses table's rows live: a rebuilt (copied) table gets a new place."""
+    if connection.dialect.name == "sqlite":
+        return connection.execute(sa.text("SELECT rootpage FROM sqlite_master WHERE name = 'responses'")).scalar_one()
+    return connection.execute(sa.text("SELECT relfilenode FROM pg_class WHERE relname = 'responses'")).scalar_one()
+
+
+def test_0008_lets_a_call_end_interrupted_without_copying_the_table_and_back(empty_url: str):
+    migrate.upgrade(empty_url, "0007")
+    engine = get_engine(empty_url)
+    with engine.connect() as connection:
+        storage = _storage_of_responses(connection)
+    with engine.begin() as connection:
+        _insert(connection, "sessions", SESSION)
+        first = _insert(connection, "requests", REQUEST)
+        kept = _insert(connection, "responses", {**RESPONSE, "request_id": first, "model": "m"})
+        with pytest.raises(sa.exc.IntegrityError), connection.begin_nested():
+            _insert(connection, "responses", {**RESPONSE, "request_id": first, "status": "interrupted"})
+
+    migrate.upgrade(empty_url, "0008")
+    with engine.begin() as connection:
+        assert _storage_of_responses(connection) == storage  # widened in place: no copy of a big table
+        assert connection.execute(sa.text("SELECT id FROM responses")).scalar_one() == kept
+        second = _insert(connection, "requests", {**REQUEST, "request_id": "r-2", "worker_id": "w1"})
+        _insert(connection, "responses", {**RESPONSE, "request_id": second, "response_id": "p-2",
+                                          "status": "interrupted", "repaired": "response.error: NUL escaped"})
+        with pytest.raises(sa.exc.IntegrityError), connection.begin_nested():
+            _insert(connection, "responses", {**RESPONSE, "request_id": second, "response_id": "p-3",
+                                              "status": "vanished"})
+        assert _tables(empty_url) >= {"audit_workers"}
+
+    migrate.downgrade(empty_url, "0007")
+    with engine.connect() as connection:
+        statuses = connection.execute(sa.text("SELECT status, error FROM responses ORDER BY id")).all()
+        assert [status for status, _ in statuses] == ["ok", "incomplete"]
+        assert statuses[1][1].startswith("interrupted")
+        assert "worker_id" not in {column["name"] for column in sa.inspect(connection).get_columns("requests")}
+    assert "audit_workers" not in _tables(empty_url)
+    migrate.upgrade(empty_url, "head")
