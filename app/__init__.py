@@ -40,7 +40,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     registry: ProviderSource
     if settings.enable_persistence:
         ensure_schema(settings.database_url)
-        audit = AuditLog.for_url(settings.database_url, session_timeout_ms=settings.session_timeout_ms)
+        audit = AuditLog.for_settings(settings)
         # Providers and the active one live in the database; a change reaches every worker.
         registry = LiveRegistry.for_url(settings.database_url, settings=settings)
     else:

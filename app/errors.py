@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
@@ -68,6 +69,23 @@ class Conflict(GatewayError):
     status = 409
     type = "invalid_request_error"
     code = "conflict"
+
+
+class AuditUnavailable(GatewayError):
+    """AUDIT_FAILURE_MODE=closed: the call cannot be recorded anywhere, so it is not made."""
+
+    status = 503
+    type = "api_error"
+    code = "audit_unavailable"
+    headers = {"Retry-After": "5"}
+
+
+class StreamEnded(GatewayError):
+    """The gateway is shutting down (SIGTERM, a recycled worker) and ended a stream that was still running."""
+
+    status = 503
+    type = "api_error"
+    code = "gateway_shutting_down"
 
 
 class UpstreamError(GatewayError):
@@ -150,6 +168,18 @@ def register_error_handlers(app: Flask) -> None:
         response.status_code = status
         if status == 405 and getattr(error, "valid_methods", None):
             response.headers["Allow"] = ", ".join(error.valid_methods)
+        return response
+
+    @app.errorhandler(sa.exc.OperationalError)
+    @app.errorhandler(sa.exc.InterfaceError)
+    def _database_unavailable(error: sa.exc.DBAPIError) -> Response:
+        log.warning("database unavailable: %s", error.orig or error)
+        response = jsonify(error_body(
+            "The gateway's database is unavailable right now; try again shortly. Model calls are still "
+            "served and recorded.", type="api_error", code="database_unavailable",
+        ))
+        response.status_code = 503
+        response.headers["Retry-After"] = "5"
         return response
 
     @app.errorhandler(Exception)

@@ -98,11 +98,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path, sqlite_template: str)
 
 
 @pytest.fixture
-def make_settings(database_url: str) -> Callable[..., Settings]:
-    """Settings on the test database; keyword arguments override fields."""
+def make_settings(database_url: str, tmp_path) -> Callable[..., Settings]:
+    """Settings on the test database (its audit journal in the test's own directory); keywords override fields."""
 
     def make(**overrides) -> Settings:
-        base = Settings.from_env({"DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"})
+        base = Settings.from_env({
+            "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING",
+            "AUDIT_JOURNAL_DIR": str(tmp_path / "audit-journal"),
+        })
         return dataclasses.replace(base, **overrides)
 
     return make

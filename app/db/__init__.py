@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db.checkpointer import worker_autocheckpoint_pages
 
 SQLITE_BUSY_TIMEOUT_S = 30
+CONNECT_TIMEOUT_S = 10
 
 _lock = threading.Lock()
 _engines: dict[tuple[str, float], Engine] = {}
@@ -61,7 +62,9 @@ def create_engine(url: str, *, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S) ->
         # Sized for many workers x instances: a worker holds few connections,
         # each only for a tiny transaction.
         return sa.create_engine(
-            sa_url, pool_size=5, max_overflow=15, pool_pre_ping=True, pool_recycle=1800
+            sa_url, pool_size=5, max_overflow=15, pool_pre_ping=True, pool_recycle=1800,
+            # A server that does not answer fails a new connection instead of hanging it.
+            connect_args={"connect_timeout": CONNECT_TIMEOUT_S},
         )
     if sa_url.database and sa_url.database != ":memory:":
         Path(sa_url.database).parent.mkdir(parents=True, exist_ok=True)

@@ -34,13 +34,22 @@ def run(url: str, *, interval_s: float = INTERVAL_S, parent_pid: int | None = No
     database = sa.make_url(url).database
     if not url.startswith("sqlite") or not database:
         return
-    connection = sqlite3.connect(database, timeout=5)
+    connection = None
+    failing = False
     try:
         while parent_pid is None or os.getppid() == parent_pid:
             try:
+                connection = connection or sqlite3.connect(database, timeout=5)
                 connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                failing = False
             except sqlite3.Error as exc:
-                log.warning("WAL checkpoint failed: %s", exc)
+                if not failing:
+                    log.warning("WAL checkpoint failed (%s): retrying on a new connection", exc)
+                failing = True
+                if connection is not None:
+                    connection.close()  # the file may have been replaced or remounted: open it afresh
+                    connection = None
             time.sleep(interval_s)
     finally:
-        connection.close()
+        if connection is not None:
+            connection.close()

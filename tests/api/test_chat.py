@@ -255,8 +255,9 @@ def test_persistence_off_writes_nothing(make_settings, upstream, db_session):
 
 def test_database_failure_never_fails_the_call(app, client, upstream, monkeypatch, caplog):
     upstream.post(UPSTREAM + "/chat/completions", json=completion(usage=USAGE))
-    unreachable = sa.create_engine("sqlite:////nonexistent-directory/gateway.db")
-    monkeypatch.setattr(app.extensions["gateway"].chat.audit, "engine", unreachable)
+    audit = app.extensions["gateway"].chat.audit
+    monkeypatch.setattr(audit.tx, "engine", sa.create_engine("sqlite:////nonexistent-directory/gateway.db"))
     reply = client.post("/v1/chat/completions", json={"model": "m", "messages": MESSAGES})
     assert reply.status_code == 200 and reply.get_json()["choices"][0]["message"]["content"] == "Hi there"
-    assert "AUDIT WRITE FAILED" in caplog.text
+    assert "AUDIT DATABASE UNUSABLE" in caplog.text
+    assert audit.counts == {"journaled": 2, "dead_letters": 0, "unrecorded": 0}  # the request and its ending

@@ -9,8 +9,11 @@ commit. Writes nobody waits for (the response row) queue up and linger up to
 20 ms to share the next request row's commit, while other calls are in flight;
 a small flusher commits them if no request comes, and at once when nothing
 else is in flight (the CPU is idle while the client reads its answer). The
-queue is bounded (past it, a write is made synchronous), a failed batch is
-retried item by item, and everything queued is written when the process exits.
+queue is bounded (past it, a write is made synchronous), and everything queued
+is written when the process exits. When a batch fails because of its content,
+its items are retried one by one (and repaired, if they can be); when the
+database itself failed, every item fails at once and goes where its
+``failed`` sends it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -49,8 +53,12 @@ class WorkItem:
         raise NotImplementedError
 
     def failed(self, error: BaseException) -> None:
-        """Called when the item could not be written even alone."""
+        """Called when the item could not be written: the database is unusable, or it refused the item alone."""
         self.error = error
+
+    def repair(self, error: BaseException) -> bool:
+        """Make an item the database refused storable; True when anything changed (it is tried once more)."""
+        return False
 
 
 class _Barrier(WorkItem):
@@ -68,9 +76,14 @@ class GroupCommitWriter:
     def __init__(
         self, transaction: Callable[[], Any], *, name: str, release: Callable[[], None] | None = None,
         calls_in_flight: Callable[[], int] | None = None,
+        refused_for_content: Callable[[BaseException], bool] = lambda exc: True,
+        time_limit: Callable[[], AbstractContextManager] = nullcontext,
     ) -> None:
         self._transaction = transaction
         self._release = release
+        # Whether a failure was the items' fault (retry them alone) or the database's (fail them all).
+        self._refused_for_content = refused_for_content
+        self._time_limit = time_limit
         # How many calls this process has open (a hint): shapes when a commit is taken.
         self._calls_in_flight = calls_in_flight
         self._name = name
@@ -212,26 +225,45 @@ class GroupCommitWriter:
                 self._flush_wanted.set()  # a leader is busy: look again after the next linger
 
     def _write(self, items: list[WorkItem]) -> None:
-        if all(isinstance(item, _Barrier) for item in items):
+        items = [item for item in items if not isinstance(item, _Barrier)]
+        if not items:
             return
         try:
-            with self._transaction() as cursor:
-                for item in items:
-                    item.apply(cursor)
+            self._commit(items)
             return
         except Exception as exc:
-            if len(items) == 1:
-                log.exception("AUDIT WRITE FAILED")
-                items[0].failed(exc)
+            if not self._refused_for_content(exc):
+                self._fail_all(items, exc)
                 return
-            log.warning("a batch of %d audit writes failed; writing them one by one", len(items))
-        for item in items:  # one bad row must not take the others with it
+            if len(items) > 1:
+                log.warning("a batch of %d audit writes failed (%s); writing them one by one", len(items), exc)
+        for index, item in enumerate(items):  # one bad row must not take the others with it
             try:
-                with self._transaction() as cursor:
-                    item.apply(cursor)
+                self._commit([item])
+                continue
             except Exception as exc:
-                log.exception("AUDIT WRITE FAILED")
-                item.failed(exc)
+                error = exc
+            if self._refused_for_content(error) and item.repair(error):
+                try:
+                    self._commit([item])
+                    continue
+                except Exception as exc:
+                    error = exc
+            if not self._refused_for_content(error):
+                self._fail_all(items[index:], error)
+                return
+            log.error("AUDIT WRITE FAILED: the database refused the row (%s)", error)
+            item.failed(error)
+
+    def _commit(self, items: list[WorkItem]) -> None:
+        with self._time_limit(), self._transaction() as cursor:
+            for item in items:
+                item.apply(cursor)
+
+    def _fail_all(self, items: list[WorkItem], error: BaseException) -> None:
+        log.warning("audit database unusable (%s: %s): %d writes go elsewhere", type(error).__name__, error, len(items))
+        for item in items:
+            item.failed(error)
 
 
 def stop_all() -> None:

@@ -1,57 +1,99 @@
 """The audit trail's hot path: one request row before the upstream call, one response row after.
 
-Rows are written with compiled statements (``statements``) on one raw DBAPI
-connection the writer keeps. Writes go through a group-commit writer, so concurrent
-requests share transactions; each transaction stays tiny (under gevent a SQLite
-call blocks the whole worker), and a database failure never fails the call.
+Rows are written with compiled statements (``statements``) through a group-commit
+writer (``group_commit``) on one kept connection (``connection``). When the
+database cannot take them promptly (down, full, read-only, locked past the bound)
+they go to the journal on local disk (``journal``) and the call goes on; a row the
+database refuses for its content is repaired (``repair``) and, failing that, kept
+as a dead letter. The drainer (``drainer``) replays the journal later.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from app.config import Settings
 from app.db import get_engine
-from app.errors import GatewayError
+from app.errors import AuditUnavailable, GatewayError
 from app.models import now_ms
 from app.models.base import uuid7
 from app.providers.base import Conversation
-from app.services.audit.group_commit import GroupCommitWriter, WorkItem
-from app.services.audit.records import Outcome, RequestRecord, dumps
-from app.services.audit.statements import AuditStatements, begin_immediate
+from app.services.audit.connection import Transactions
+from app.services.audit.group_commit import GroupCommitWriter
+from app.services.audit.items import CloseRequest, OpenRequest, describe
+from app.services.audit.journal import Journal
+from app.services.audit.records import (
+    STORED_DB,
+    STORED_DEAD,
+    STORED_JOURNAL,
+    Outcome,
+    RequestRecord,
+    WorkerIdentity,
+    dumps,
+)
+from app.services.audit.repair import refused_for_content
+from app.services.audit.segments import JournalStatus
+from app.services.audit.segments import status as journal_status
+from app.services.audit.statements import AuditStatements
 
 log = logging.getLogger(__name__)
 
+# The longest a call waits for its audit write, by engine: SQLite's write lock, PostgreSQL's round trips.
+WRITE_TIMEOUT_S = {"sqlite": 0.1, "postgresql": 1.0}
+STATUS_CACHE_S = 1.0
+
 
 class AuditLog:
-    """Writes the audit trail of chat calls to one database."""
+    """Writes the audit trail of calls to one database, or to the journal while it cannot take them."""
 
     @classmethod
-    def for_url(cls, url: str, *, session_timeout_ms: int) -> AuditLog:
+    def for_settings(cls, settings: Settings) -> AuditLog:
+        return cls.for_url(
+            settings.database_url, session_timeout_ms=settings.session_timeout_ms,
+            journal_dir=settings.audit_journal_dir, journal_max_bytes=settings.audit_journal_max_bytes,
+            failure_mode=settings.audit_failure_mode, write_timeout_s=settings.audit_write_timeout_s,
+        )
+
+    @classmethod
+    def for_url(cls, url: str, *, session_timeout_ms: int, journal_dir: Path, **options: Any) -> AuditLog:
         sqlite_url = sa.make_url(url).get_backend_name() == "sqlite"
         engine = get_engine(url, busy_timeout_s=0) if sqlite_url else get_engine(url)
-        return cls(engine, session_timeout_ms=session_timeout_ms)
+        return cls(engine, session_timeout_ms=session_timeout_ms, journal_dir=journal_dir, **options)
 
-    def __init__(self, engine: Engine, *, session_timeout_ms: int) -> None:
+    def __init__(
+        self, engine: Engine, *, session_timeout_ms: int, journal_dir: Path, journal_max_bytes: int = 1 << 30,
+        failure_mode: str = "open", write_timeout_s: float | None = None,
+    ) -> None:
         self.engine = engine
         self.session_timeout_ms = session_timeout_ms
-        dialect = engine.dialect
-        self._sqlite = dialect.name == "sqlite"
-        self._connection = None  # the writer's own; see _transaction
-        self._connection_pid = 0
-        self._open_calls = 0  # calls opened and not yet closed in this process (a hint, not a count to trust)
-        self._writer = GroupCommitWriter(
-            self._transaction, name="audit-writer", release=self._release_connection,
-            calls_in_flight=lambda: self._open_calls,
+        self.failure_mode = failure_mode
+        self.sql = AuditStatements(engine.dialect)
+        self.worker = WorkerIdentity.new()
+        self.write_timeout_s = write_timeout_s or WRITE_TIMEOUT_S.get(engine.dialect.name, 1.0)
+        self.journal = Journal(
+            journal_dir, worker_id=self.worker.id, max_bytes=journal_max_bytes,
+            target=engine.url.render_as_string(hide_password=True),
         )
-        self.sql = AuditStatements(dialect)
+        self.journal.open()
+        # False while the database is unusable: records go straight to the journal until the
+        # drainer finds it writable again (no call waits for a write that is bound to fail).
+        self.healthy = True
+        self.counts = {"journaled": 0, "dead_letters": 0, "unrecorded": 0}
+        self.open_calls: dict[str, int] = {}  # request id -> when it started, for this process's calls
+        self._status: tuple[float, JournalStatus] | None = None
+        self.tx = Transactions(engine, wait_s=self.write_timeout_s)
+        self._writer = GroupCommitWriter(
+            self.tx.transaction, name="audit-writer", release=self.tx.release,
+            calls_in_flight=lambda: len(self.open_calls),
+            refused_for_content=refused_for_content, time_limit=self.tx.time_limit,
+        )
 
     def open(
         self,
@@ -68,8 +110,10 @@ class AuditLog:
     ) -> tuple[RequestRecord, dict[str, Any]]:
         """Record a request before the upstream call; ``build`` makes the provider's request.
 
-        Returns once the request row is committed. ``build`` runs inside that
-        transaction because some providers need the session's continuity state.
+        Returns once the request is durable: committed, or in the journal. ``build``
+        runs inside the transaction because some providers need the session's
+        continuity state. AUDIT_FAILURE_MODE=closed raises AuditUnavailable when the
+        request can be kept nowhere.
         """
         now = now_ms()
         record = RequestRecord(
@@ -88,20 +132,15 @@ class AuditLog:
             "session_id": session_id, "request_id": record.request_id, "timestamp": now,
             "method": method, "path": path, "openai_request": openai_request,
             "provider_request": None, "provider": provider, "model": model,
-            "stream": stream, "created_at": now,
+            "stream": stream, "created_at": now, "worker_id": self.worker.id,
         }
-        item = _OpenRequest(self, record, build)
-        self._open_calls += 1
-        self._writer.submit(item, wait=True)
-        if item.build_error is not None:
-            error = item.build_error
-            self.close(record, Outcome(status="error", status_code=error.status, error=error.message,
-                                       openai_response=error.body()))
-            raise error
-        if item.payload is None:  # the write failed: the response's write will retry it
-            item.payload = build(record.conversation)
-            record.request_row["provider_request"] = dumps(item.payload)
-        return record, item.payload
+        self.open_calls[record.request_id] = now
+        try:
+            payload = self._record_request(record, build)
+        except AuditUnavailable:
+            self.open_calls.pop(record.request_id, None)
+            raise
+        return record, payload
 
     def close(self, record: RequestRecord, outcome: Outcome) -> None:
         """Record how the request ended: exactly once, whatever happened.
@@ -112,7 +151,7 @@ class AuditLog:
         if record.closed:
             return
         record.closed = True
-        self._open_calls -= 1
+        self.open_calls.pop(record.request_id, None)
         now = now_ms()
         row = {
             "request_id": None, "session_id": record.session_id,
@@ -146,99 +185,112 @@ class AuditLog:
             }
             for a in outcome.attempts
         ] if len(outcome.attempts) > 1 else []
-        self._writer.submit(_CloseRequest(self, record, row, continuation, attempts), wait=False)
+        item = CloseRequest(self, record, row, continuation, attempts)
+        if record.stored in (STORED_DB, None) and self.healthy:
+            self._writer.submit(item, wait=False)
+        else:
+            self.close_elsewhere(item, None)
 
     def flush(self) -> None:
         """Return once every queued row is written (tests, shutdown)."""
         self._writer.flush()
 
     def stop(self) -> None:
-        """Write what is queued and end the writer."""
+        """Write what is queued (to the journal, if need be) and end the writer."""
         self._writer.stop()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[Any]:
-        """One short transaction, rolled back on any error.
+    def status(self) -> dict[str, Any]:
+        """The database's state for /health (ok, degraded: a backlog waits in the journal, down) and the journal's."""
+        now = time.monotonic()
+        if self._status is None or now - self._status[0] > STATUS_CACHE_S:
+            self._status = (now, journal_status(self.journal.directory))
+        journal = self._status[1]
+        oldest = None if journal.oldest_at is None else round(max(0, now_ms() - journal.oldest_at) / 1000, 1)
+        return {
+            "database": "down" if not self.healthy else "degraded" if journal.records else "ok",
+            "journal_bytes": journal.bytes, "journal_records": journal.records, "oldest_record_age_s": oldest,
+            "dead_letters": journal.dead_letters, "unrecorded": journal.unrecorded,
+        }
 
-        Only the group-commit leader runs it, one at a time, so the writer keeps
-        one DBAPI connection instead of checking one out of the pool each time.
-        """
-        connection = self._connection
-        if connection is None or self._connection_pid != os.getpid():  # never one inherited by fork
-            connection = self._connection = self.engine.raw_connection()
-            self._connection_pid = os.getpid()
+    def database_unusable(self, error: BaseException) -> None:
+        """A write failed for the database's sake: send records to the journal until it recovers."""
+        if self.healthy:
+            log.error(
+                "AUDIT DATABASE UNUSABLE (%s): calls are recorded in the journal at %s until it recovers",
+                describe(error), self.journal.directory,
+            )
+        self.healthy = False
+
+    def database_recovered(self) -> None:
+        if not self.healthy:
+            log.warning("audit database writable again: new calls go to it, the journal is replayed")
+        self.healthy = True
+
+    def _record_request(self, record: RequestRecord, build: Callable) -> dict[str, Any]:
+        error = None
+        if self.healthy:
+            item = OpenRequest(self, record, build)
+            self._writer.submit(item, wait=True)
+            if item.error is None:
+                record.stored = STORED_DB
+                if item.build_error is not None:  # still recorded: as a request that failed before upstream
+                    self._refuse(record, item.build_error)
+                return item.payload
+            error = item.error
         try:
-            cursor = connection.cursor()
-            if self._sqlite:
-                begin_immediate(cursor)
-            yield cursor
-            connection.commit()
-        except BaseException:
-            self._connection = None  # a fresh connection next time: this one may be broken
-            try:
-                connection.rollback()
-                connection.close()
-            except Exception:  # noqa: BLE001 - already failing; the original error matters
-                connection.invalidate()
-            raise
+            payload, build_error = build(record.conversation), None
+        except GatewayError as exc:
+            payload, build_error = None, exc
+        record.request_row["provider_request"] = dumps(payload)
+        self._open_elsewhere(record, error)
+        if build_error is not None:
+            self._refuse(record, build_error)
+        return payload
 
-    def _release_connection(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None and self._connection_pid == os.getpid():
-            connection.close()
+    def _refuse(self, record: RequestRecord, error: GatewayError) -> None:
+        self.close(record, Outcome(status="error", status_code=error.status, error=error.message,
+                                   openai_response=error.body()))
+        raise error
 
+    def _open_elsewhere(self, record: RequestRecord, error: BaseException | None) -> None:
+        """The database did not take the request: the journal (or its dead letters) must, before upstream."""
+        entry = {"kind": "open", "session": record.session_row, "request": record.request_row}
+        if error is not None and refused_for_content(error):
+            if self.journal.dead_letter(entry, describe(error)):
+                record.stored = STORED_DEAD
+                self.counts["dead_letters"] += 1
+                return
+        elif self.journal.append(entry, admit=True, durable=True):
+            record.stored = STORED_JOURNAL
+            self.counts["journaled"] += 1
+            return
+        if self.failure_mode == "closed":
+            raise AuditUnavailable(
+                "The gateway cannot record this call (its database and its journal are unusable), "
+                "so it was not made. Try again shortly."
+            )
+        log.error("AUDIT: request %s could not be recorded before the upstream call; its ending will try again",
+                  record.request_id)
 
-class _OpenRequest(WorkItem):
-    """Touch the session, build the provider request, insert the request row."""
-
-    __slots__ = ("audit", "record", "build", "payload", "build_error")
-
-    def __init__(self, audit: AuditLog, record: RequestRecord, build: Callable) -> None:
-        super().__init__()
-        self.audit, self.record, self.build = audit, record, build
-        self.payload: dict[str, Any] | None = None
-        self.build_error: GatewayError | None = None
-
-    def apply(self, cursor: Any) -> None:
-        record = self.record
-        record.conversation = self.audit.sql.touch_session(cursor, record.session_row)
-        try:
-            self.payload = self.build(record.conversation)
-        except GatewayError as exc:  # still recorded: as a request that failed before upstream
-            self.build_error = exc
-        record.request_row["provider_request"] = dumps(self.payload)
-        record.db_id = self.audit.sql.insert_request(cursor, record.request_row)
-
-    def failed(self, error: BaseException) -> None:
-        super().failed(error)
-        self.record.db_id = None
-        self.payload = None
-        self.build_error = None
-
-
-class _CloseRequest(WorkItem):
-    """Insert the response row and any attempt rows (and the request row, if its own write failed)."""
-
-    __slots__ = ("audit", "record", "row", "continuation", "attempts")
-
-    def __init__(
-        self, audit: AuditLog, record: RequestRecord, row: dict, continuation: dict | None, attempts: list[dict]
-    ) -> None:
-        super().__init__()
-        self.audit, self.record, self.row, self.continuation = audit, record, row, continuation
-        self.attempts = attempts
-
-    def apply(self, cursor: Any) -> None:
-        record = self.record
-        db_id = record.db_id
-        if db_id is None:
-            self.audit.sql.touch_session(cursor, record.session_row)
-            db_id = self.audit.sql.insert_request(cursor, record.request_row)
-        self.audit.sql.insert_response(cursor, db_id, self.row, self.attempts, self.continuation)
-
-    def failed(self, error: BaseException) -> None:
-        super().failed(error)
-        log.error(
-            "AUDIT WRITE FAILED: request %s (session %s, status %s) was not recorded",
-            self.record.request_id, self.record.session_id, self.row["status"],
-        )
+    def close_elsewhere(self, item: CloseRequest, error: BaseException | None) -> None:
+        """The database did not (or must not first) take the ending: the journal keeps it, in order."""
+        record = item.record
+        # The request goes along: kept nowhere yet, or committed to a database that may lose it
+        # (SQLite syncs commits at its checkpoints: a failing disk can take the last ones back).
+        entry = {
+            "kind": "close", "request_id": record.request_id, "response": item.row,
+            "attempts": item.attempts, "continuation": item.continuation,
+            "session": record.session_row, "request": record.request_row,
+        }
+        if record.stored == STORED_DEAD or (error is not None and refused_for_content(error)):
+            stored = self.journal.dead_letter(entry, describe(error) if error else "its request was refused")
+            self.counts["dead_letters"] += stored
+        else:
+            stored = self.journal.append(entry, admit=record.stored is None, durable=False)
+            self.counts["journaled"] += stored
+        if not stored:
+            self.counts["unrecorded"] = self.journal.count_unrecorded()
+            log.error(
+                "AUDIT UNRECORDED: request %s (session %s, status %s) is recorded nowhere: "
+                "the database and the journal are unusable", record.request_id, record.session_id, item.row["status"],
+            )

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.models import now_ms
+from app.models.base import uuid7
 from app.providers.base import Conversation
+
+# Where a call's request record is kept (RequestRecord.stored).
+STORED_DB = "db"
+STORED_JOURNAL = "journal"
+STORED_DEAD = "dead"
 
 
 def dumps(value: Any) -> str | None:
@@ -64,7 +73,22 @@ class RequestRecord:
     session_row: dict[str, Any] = field(default_factory=dict)
     request_row: dict[str, Any] = field(default_factory=dict)
     db_id: int | None = None
+    stored: str | None = None  # STORED_DB, STORED_JOURNAL, STORED_DEAD; None: nowhere yet
     closed: bool = False
 
     def elapsed_ms(self) -> int:
         return int((time.perf_counter() - self.started) * 1000)
+
+
+@dataclass(slots=True, frozen=True, kw_only=True)
+class WorkerIdentity:
+    """The gateway process that records calls: its rows carry ``id``; the sweep watches it."""
+
+    id: str
+    host: str
+    pid: int
+    started_at: int
+
+    @classmethod
+    def new(cls) -> WorkerIdentity:
+        return cls(id=uuid7().replace("-", ""), host=socket.gethostname()[:255], pid=os.getpid(), started_at=now_ms())

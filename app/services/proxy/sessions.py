@@ -32,8 +32,13 @@ def session_key(*, header: str | None, body: dict[str, Any]) -> str:
         user = user.strip()
         if len(user) <= MAX_SESSION_ID and user.isprintable():
             return user
-        return hashlib.md5(user.encode()).hexdigest()
-    return hashlib.md5((_first_user_text(body) or "default").encode()).hexdigest()
+        return _md5(user)
+    return _md5(_first_user_text(body) or "default")
+
+
+def _md5(text: str) -> str:
+    # surrogatepass: a lone surrogate (sent as a \ud800 escape) still gets a stable key.
+    return hashlib.md5(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def first_user_message(body: dict[str, Any]) -> str | None:
