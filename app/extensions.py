@@ -1,4 +1,4 @@
-"""What the app holds for its requests: settings, providers, and the chat service."""
+"""What the app holds for its requests: settings, providers, the chat service, and its background work."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from flask import current_app
 from app.config import Settings
 from app.providers.registry import ProviderSource
 from app.services.admin.health import HealthMonitor
+from app.services.audit.drainer import AuditDrainer
 from app.services.proxy.chat import ChatService
 
 
@@ -18,6 +19,23 @@ class Gateway:
     registry: ProviderSource  # .snapshot(): the providers of the moment
     chat: ChatService
     health: HealthMonitor
+    drainer: AuditDrainer | None = None
+
+    def start_background(self) -> None:
+        """Start the worker's background loop (gunicorn's post_worker_init): the audit drainer and sweep."""
+        if self.chat.audit is not None and self.drainer is None:
+            self.drainer = AuditDrainer(self.chat.audit, grace_ms=self.settings.audit_sweep_grace_ms)
+            self.drainer.start()
+
+    def stop_background(self) -> None:
+        """At the worker's exit: write what is queued (to the journal if need be), replay, leave cleanly."""
+        audit = self.chat.audit
+        if audit is None:
+            return
+        audit.stop()
+        if self.drainer is not None:
+            self.drainer.stop()
+        audit.journal.close()
 
 
 def gateway() -> Gateway:

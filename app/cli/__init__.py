@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from app.cli.audit import audit_group
 from app.cli.common import CliGroup
 from app.cli.db import db_group
 from app.cli.export import export_command
@@ -25,7 +26,7 @@ def cli() -> None:
 
 for command in (
     status_command, set_command, list_command, test_command, providers_group, history_command, show_command,
-    sessions_group, stats_command, export_command, prune_command, db_group, import_command,
+    sessions_group, stats_command, export_command, prune_command, db_group, import_command, audit_group,
 ):
     cli.add_command(command)
 cli.add_command(list_command, name="ls")

@@ -11,11 +11,14 @@ from app.cli import cli
 
 
 @pytest.fixture
-def run(database_url: str) -> Callable[..., Result]:
+def run(database_url: str, tmp_path) -> Callable[..., Result]:
     """``run("history", "-l", "5")``: the command's result; stdout and stderr apart."""
 
     def invoke(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> Result:
-        full_env = {"DATABASE_URL": database_url, "LOG_LEVEL": "WARNING", **(env or {})}
+        full_env = {
+            "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING",
+            "AUDIT_JOURNAL_DIR": str(tmp_path / "audit-journal"), **(env or {}),
+        }
         return CliRunner().invoke(cli, args, env=full_env, input=input)
 
     return invoke
