@@ -1,4 +1,4 @@
-"""GET /health: is the gateway up, and how its providers answered when last probed."""
+"""GET /health: is the gateway up, how its providers answered when last probed, and its audit trail's state."""
 
 from __future__ import annotations
 
@@ -12,4 +12,12 @@ bp = Blueprint("health", __name__)
 @bp.get("/health")
 def health() -> dict:
     current = gateway()
-    return current.health.report(current.registry.snapshot())
+    report = current.health.report(current.registry.snapshot())
+    audit = current.chat.audit
+    if audit is not None:
+        state = audit.status()
+        report["database"] = state.pop("database")
+        report["audit"] = state
+        if report["database"] != "ok":
+            report["status"] = "degraded"
+    return report

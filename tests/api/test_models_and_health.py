@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 import responses
+import sqlalchemy as sa
 
 from app.services.admin import health as health_module
 
@@ -140,3 +141,24 @@ def test_stale_probes_are_refreshed_in_the_background_once(client, background):
     after = client.get("/health").get_json()
     assert {p["status"] for p in after["providers"].values()} == {"ok"}
     assert len(started) == 1, "fresh probes start nothing"
+
+
+def test_health_says_how_the_audit_trail_stands(app, client, upstream, probe_now, monkeypatch):
+    upstream.get(LM + "/models", json=models(["a"]))
+    upstream.get(OAI + "/models", json=models([]))
+    probe_now()
+    body = client.get("/health").get_json()
+    assert (body["status"], body["database"]) == ("ok", "ok")
+    assert body["audit"] == {"journal_bytes": 0, "journal_records": 0, "oldest_record_age_s": None,
+                             "dead_letters": 0, "unrecorded": 0}
+    audit = app.extensions["gateway"].chat.audit
+    monkeypatch.setattr(audit.tx, "engine", sa.create_engine("sqlite:////nonexistent-directory/x.db"))
+    message = {"role": "user", "content": "x"}
+    reply = client.post("/v1/chat/completions", json={"model": "mock/x", "messages": [message]})
+    assert reply.status_code == 200
+    monkeypatch.setattr("app.services.audit.log.STATUS_CACHE_S", 0)
+    body = client.get("/health").get_json()
+    assert (body["status"], body["database"]) == ("degraded", "down")
+    assert body["audit"]["journal_records"] == 2 and body["audit"]["journal_bytes"] > 0
+    audit.database_recovered()  # writable again, the backlog not replayed yet
+    assert client.get("/health").get_json()["database"] == "degraded"

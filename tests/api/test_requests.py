@@ -233,3 +233,27 @@ def test_a_request_recorded_by_the_gateway_is_listed(client, flush_audit):
     assert row["request_id"] == reply.headers["X-Request-Id"]
     assert row["timestamp"] >= started
     assert row["response_summary"]["status"] == "ok"
+
+
+def test_a_database_gone_from_under_the_history_api_is_a_503_never_a_500(tmp_path):
+    import shutil
+
+    from app import create_app
+    from app.config import Settings
+    from app.db import dispose_engines
+
+    folder = tmp_path / "db"
+    app = create_app(Settings.from_env({
+        "DATABASE_PATH": str(folder / "gateway.db"), "LOG_LEVEL": "ERROR", "AUDIT_JOURNAL_DIR": str(tmp_path / "j"),
+    }))
+    shutil.rmtree(folder)
+    dispose_engines()  # no connection to the old file left open: the next one finds nothing to open
+    reply = app.test_client().get("/v1/requests")
+    assert reply.status_code == 503 and reply.headers["Retry-After"] == "5"
+    assert reply.get_json()["error"]["code"] == "database_unavailable"
+    reply = app.test_client().post("/v1/chat/completions", json={"model": "mock/x", "messages": [
+        {"role": "user", "content": "still served"}]})
+    assert reply.status_code == 200  # model calls go on; their record waits in the journal
+    audit = app.extensions["gateway"].chat.audit
+    assert audit.counts["journaled"] == 2
+    audit.stop()

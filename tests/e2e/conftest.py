@@ -30,8 +30,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class GatewayURL(str):
+    """A running gateway's base URL; ``pid`` is its gunicorn master's."""
+
+    pid: int
+
+
 @contextmanager
-def run_gateway(env: dict[str, str], *, workers: int = 2, log_path: Path) -> Iterator[str]:
+def run_gateway(env: dict[str, str], *, workers: int = 2, log_path: Path) -> Iterator[GatewayURL]:
     """Start ``gunicorn wsgi:app`` with gunicorn.conf.py; yield its base URL; stop it."""
     port = free_port()
     full_env = {
@@ -47,7 +53,8 @@ def run_gateway(env: dict[str, str], *, workers: int = 2, log_path: Path) -> Ite
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
             cwd=PROJECT_ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
         )
-    base = f"http://127.0.0.1:{port}"
+    base = GatewayURL(f"http://127.0.0.1:{port}")
+    base.pid = process.pid
     try:
         _wait_ready(base, process, log_path)
         yield base

@@ -4,8 +4,10 @@ A request never reads the database for routing: at most once per
 ``CHECK_INTERVAL_S`` a request finds the view stale and reads one value,
 ``config_version``; only when it changed are the providers and settings read
 again. So a change made anywhere reaches every worker of every instance within
-the interval plus one reload, with no restart and no thread of its own (under
-gevent this runs in whichever greenlet comes first; the others keep the old view).
+the interval plus one reload, with no restart. Under gevent the check is bounded
+in time, and after a failed one the workers route by the last view read for a
+few seconds before trying again: a sick database holds up one request a worker
+now and then, by at most that bound, never all of them.
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ from sqlalchemy.engine import Engine
 
 from app.config import Settings
 from app.db import get_engine
+from app.db.limits import DatabaseTimeout, time_limit
 from app.providers.base import Provider, ProviderConfig
 from app.providers.registry import ProviderRegistry, build_provider
 from app.services.admin.config_store import read_config, read_version, seed
 
 log = logging.getLogger(__name__)
 CHECK_INTERVAL_S = 0.5
+CHECK_TIMEOUT_S = 0.25
+RETRY_AFTER_FAILURE_S = 5.0
 
 
 class LiveRegistry:
@@ -74,11 +79,18 @@ class LiveRegistry:
             return
         try:
             self._checked_at = self._clock()
-            with self._engine.connect() as connection:
-                if read_version(connection) != self._version:
-                    self._load(connection)
+            with time_limit(CHECK_TIMEOUT_S):
+                connection = self._engine.connect()
+                try:
+                    if read_version(connection) != self._version:
+                        self._load(connection)
+                except DatabaseTimeout:
+                    connection.invalidate()  # no rollback on a server that does not answer
+                    raise
+                finally:
+                    connection.close()
             self._recovered()
-        except sa.exc.SQLAlchemyError as exc:
+        except (sa.exc.SQLAlchemyError, DatabaseTimeout) as exc:
             self._failed(exc)
         finally:
             self._lock.release()
@@ -120,6 +132,7 @@ class LiveRegistry:
         if not self._failing:
             log.warning("cannot read the provider settings (%s): routing by the last ones read", type(exc).__name__)
         self._failing = True
+        self._checked_at = self._clock() + RETRY_AFTER_FAILURE_S - self._interval_s  # no request waits meanwhile
 
     def _recovered(self) -> None:
         if self._failing:

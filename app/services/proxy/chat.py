@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from app.errors import GatewayError, UpstreamCut, UpstreamTimeout
+from app.errors import GatewayError, StreamEnded, UpstreamCut, UpstreamTimeout
 from app.providers.base import Completion, Conversation
 from app.providers.registry import ProviderSource, Route
 from app.providers.tokens import estimate_prompt_tokens, estimate_text_tokens, message_text
@@ -171,7 +171,7 @@ class ChatService:
         if client_gone:
             outcome.status, outcome.client_disconnected = "incomplete", True
             outcome.error = "The client disconnected before the stream ended."
-        elif isinstance(error, UpstreamCut | UpstreamTimeout):
+        elif isinstance(error, UpstreamCut | UpstreamTimeout | StreamEnded):
             outcome.status, outcome.error = "incomplete", error.message
         elif error is not None:
             outcome.status, outcome.error = "error", error.message

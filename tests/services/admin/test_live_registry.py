@@ -14,7 +14,7 @@ from app.models import ProviderRow, Setting
 from app.services.admin import config_store
 from app.services.admin import providers as provider_admin
 from app.services.admin import settings as settings_admin
-from app.services.admin.live_registry import CHECK_INTERVAL_S, LiveRegistry
+from app.services.admin.live_registry import CHECK_INTERVAL_S, RETRY_AFTER_FAILURE_S, LiveRegistry
 
 
 class Clock:
@@ -177,6 +177,29 @@ def test_an_unreadable_database_keeps_the_last_view(seeded, settings, monkeypatc
             clock.advance()
             assert worker.snapshot().active_name == "lm-studio"
     assert caplog.text.count("cannot read the provider settings") == 1
+
+
+def test_after_a_failed_read_requests_route_by_the_last_view_without_asking_for_a_while(
+    seeded, settings, monkeypatch
+):
+    clock = Clock()
+    worker = live(seeded, settings, clock)
+    attempts = []
+
+    def broken(connection):
+        attempts.append(clock.now)
+        raise sa.exc.OperationalError("SELECT", {}, Exception("gone"))
+
+    monkeypatch.setattr("app.services.admin.live_registry.read_version", broken)
+    clock.advance()
+    worker.snapshot()
+    for _ in range(int(RETRY_AFTER_FAILURE_S / CHECK_INTERVAL_S) - 2):
+        clock.advance()
+        assert worker.snapshot().active_name == "lm-studio"
+    assert len(attempts) == 1  # a sick database is not asked again on every request's path
+    clock.advance(2 * CHECK_INTERVAL_S)
+    worker.snapshot()
+    assert len(attempts) == 2
 
 
 def test_a_damaged_setting_is_ignored_not_fatal(seeded, settings):
