@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from app.errors import GatewayError
 from app.services.audit.group_commit import WorkItem
 from app.services.audit.records import RequestRecord, dumps
-from app.services.audit.repair import make_storable, refused_for_content
+from app.services.audit.repair import conflict, make_storable, refused_for_content
 
 if TYPE_CHECKING:
     from app.services.audit.log import AuditLog
@@ -87,7 +87,7 @@ class CloseRequest(WorkItem):
             statement = sql.replay_request_sql if "repaired" in record.request_row else sql.insert_request_sql
             cursor.execute(statement, record.request_row)
             db_id = cursor.fetchone()[0]
-        if "repaired" in self.row:
+        if "repaired" in self.row:  # tried before and refused: the statement that also replaces 'interrupted'
             cursor.execute(sql.replay_response_sql, {**self.row, "request_id": db_id})
             if self.attempts:
                 cursor.executemany(sql.insert_attempt_sql, [{**a, "request_id": db_id} for a in self.attempts])
@@ -107,7 +107,9 @@ class CloseRequest(WorkItem):
             note_repairs(self.record.request_row, make_storable("session", self.record.session_row)
                          + make_storable("request", self.record.request_row))
         self.row.setdefault("repaired", None)
-        return note_repairs(self.row, notes) or bool(self.record.request_row.get("repaired"))
+        # The sweep ended this call 'interrupted' (its heartbeat went stale while the database was
+        # away): the ending that turns up takes that place.
+        return note_repairs(self.row, notes) or bool(self.record.request_row.get("repaired")) or conflict(error)
 
     def failed(self, error: BaseException) -> None:
         super().failed(error)

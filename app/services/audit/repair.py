@@ -47,6 +47,18 @@ def refused_for_content(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.DataError | psycopg.IntegrityError | psycopg.ProgrammingError)
 
 
+def conflict(exc: BaseException) -> bool:
+    """A unique key refused the row: for an ending, an ``interrupted`` one is in its place."""
+    exc = getattr(exc, "orig", None) or exc
+    if isinstance(exc, sqlite3.IntegrityError):
+        return "UNIQUE" in str(exc)
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    return isinstance(exc, psycopg.errors.UniqueViolation)
+
+
 def make_storable(kind: str, row: dict[str, Any]) -> list[str]:
     """Change ``row`` (of ``kind``: session, request, response) so a database takes it; what was done."""
     table = _TABLES[kind]

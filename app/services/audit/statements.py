@@ -54,7 +54,7 @@ class AuditStatements:
         ).returning(_sessions.c.chat_id, _sessions.c.parent_id)
         self.touch_session_sql = compile_sql(upsert, dialect, _sessions)
         self.insert_request_sql = compile_sql(sa.insert(_requests).returning(_requests.c.id), dialect, _requests)
-        self.insert_response_sql = compile_sql(_response_upsert(insert, _REPAIR_COLUMNS), dialect, _responses)
+        self.insert_response_sql = compile_sql(sa.insert(_responses), dialect, _responses)
         self.insert_attempt_sql = compile_sql(sa.insert(_attempts), dialect, _attempts)
         self.continue_session_sql = compile_sql(
             sa.update(_sessions)
@@ -83,6 +83,10 @@ class AuditStatements:
         )
         self.replay_response_sql = compile_sql(
             _response_upsert(insert, _IMPORT_ONLY_COLUMNS), dialect, _responses, skip=_IMPORT_ONLY_COLUMNS
+        )
+        # The sweep's ``interrupted`` ending: never in place of one that exists.
+        self.end_call_sql = compile_sql(
+            insert(_responses).on_conflict_do_nothing(index_elements=[_responses.c.request_id]), dialect, _responses
         )
         self.replay_attempt_sql = compile_sql(
             insert(_attempts).on_conflict_do_nothing(index_elements=[_attempts.c.request_id, _attempts.c.attempt]),

@@ -125,7 +125,7 @@ class Sweeper:
             cursor.execute(self._open_calls_sql, {"since": since, "worker": worker_id})
             calls = cursor.fetchall()
             for db_id, session_id, model, provider, _timestamp in calls:
-                cursor.execute(self.sql.insert_response_sql, _interrupted(db_id, session_id, model, provider, now))
+                cursor.execute(self.sql.end_call_sql, _interrupted(db_id, session_id, model, provider, now))
         if calls:
             log.warning("gateway worker %s is gone: %d of its calls ended as interrupted", worker_id, len(calls))
         return len(calls)

@@ -157,3 +157,19 @@ def test_concurrent_writers_on_one_sqlite_file_never_report_locked(tmp_path, sql
         counts = connection.execute(sa.text(
             "SELECT (SELECT count(*) FROM requests), (SELECT count(*) FROM responses)")).one()
     assert tuple(counts) == (200, 200)
+
+
+def test_an_ending_replaces_the_interrupted_one_a_sweep_wrote_while_this_worker_looked_dead(
+    make_audit, db_session, database_url
+):
+    audit = make_audit()
+    record, _ = open_request(audit)
+    with get_engine(database_url).begin() as connection:  # a sweep elsewhere, our heartbeat stale
+        connection.execute(sa.insert(Response).values(
+            request_id=record.db_id, session_id="s-1", response_id="swept", timestamp=1, status="interrupted",
+            usage_estimated=False, client_disconnected=False, created_at=1))
+    audit.close(record, Outcome(status="ok", status_code=200, completion_tokens=4))
+    audit.flush()
+    response = db_session.scalars(sa.select(Response)).one()
+    assert (response.status, response.completion_tokens) == ("ok", 4)
+    assert audit.counts == {"journaled": 0, "dead_letters": 0, "unrecorded": 0}
