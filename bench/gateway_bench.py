@@ -7,6 +7,11 @@ direct); the persistence on/off throughput ratio; and how many of 1,000 slow
 streams (22 events x 50 ms) complete, with their TTFB p50. The same bursts also go
 straight to the upstream and through the gateway with persistence off, for scale.
 
+A third gateway serves with its database unusable the whole run (another process
+holds its SQLite write lock): every call is recorded in the audit journal only.
+And the c=1 latency of the persistence-on gateway is measured with its database's
+write lock held 10 s by another process, beside the same run without.
+
 Runs are interleaved (direct, off, on, direct, ...) so that noise from this
 shared machine hits all three alike. ``python bench/gateway_bench.py [--quick]``
 """
@@ -33,6 +38,21 @@ from loadgen import RunResult, closed_loop, run, slow_streams  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 PATH = "/v1/chat/completions"
 STREAM_TARGETS = {"on": "gateway, persistence on", "direct": "upstream alone", "off": "gateway, persistence off"}
+LOCK_SECONDS = 10.0
+
+
+def hold_write_lock(db: Path, seconds: float | None) -> subprocess.Popen:
+    """Another process holding SQLite's write lock (as a backup or a shell would); None: until killed."""
+    code = (
+        "import sqlite3, sys, time\n"
+        f"c = sqlite3.connect({str(db)!r}, isolation_level=None, timeout=30)\n"
+        "c.execute('BEGIN IMMEDIATE')\n"
+        "print('locked', flush=True)\n"
+        f"time.sleep({seconds if seconds is not None else 10**9})\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
 
 
 def free_port() -> int:
@@ -102,13 +122,16 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     tmp = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
-    up_port, on_port, off_port = free_port(), free_port(), free_port()
+    up_port, on_port, off_port, journal_port = free_port(), free_port(), free_port(), free_port()
     processes = [subprocess.Popen([sys.executable, str(ROOT / "bench" / "fake_upstream.py"), str(up_port)])]
     try:
         wait_http(f"http://127.0.0.1:{up_port}/v1/models")
         processes.append(start_gateway(on_port, up_port, tmp / "on.db", persistence=True, workers=args.workers))
         processes.append(start_gateway(off_port, up_port, tmp / "off.db", persistence=False, workers=args.workers))
-        targets = {"direct": up_port, "off": off_port, "on": on_port}
+        processes.append(start_gateway(journal_port, up_port, tmp / "journal.db", persistence=True,
+                                       workers=args.workers))
+        locker = hold_write_lock(tmp / "journal.db", None)  # its database stays unusable: journal only
+        targets = {"direct": up_port, "off": off_port, "on": on_port, "journal": journal_port}
         print(f"# gateway benchmark: {args.workers} gevent workers, {os.cpu_count()} cores, "
               f"{rounds} x {seconds:g}s interleaved runs per cell", flush=True)
 
@@ -116,7 +139,7 @@ def main() -> None:
             run(closed_loop("127.0.0.1", port, PATH, concurrency=8, seconds=1.0))
 
         table: dict[tuple[str, int], RunResult] = {}
-        gateway_pids = {"off": processes[2].pid, "on": processes[1].pid}
+        gateway_pids = {"off": processes[2].pid, "on": processes[1].pid, "journal": processes[3].pid}
         cpu: dict[tuple[str, int], float] = {}
         # Per round, on/off side by side: throughput ratio and CPU-per-request ratio. Their
         # median shrugs off a burst of load from other tenants that hits one cell of one round.
@@ -141,16 +164,19 @@ def main() -> None:
                 table[(name, concurrency)] = merge(runs[name])
 
         print("\n| concurrency | direct req/s | persistence off req/s | persistence on req/s | on/off ratio "
-              "| median of rounds (min-max) | gateway CPU us/req off | on | CPU on/off ratio | median of rounds |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+              "| median of rounds (min-max) | gateway CPU us/req off | on | CPU on/off ratio | median of rounds "
+              "| database down (journal only) req/s | CPU us/req |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for concurrency in (1, 8, 64):
-            d, off, on = (table[(name, concurrency)] for name in ("direct", "off", "on"))
+            d, off, on, journal = (table[(name, concurrency)] for name in ("direct", "off", "on", "journal"))
             cpu_off = cpu[("off", concurrency)] / max(1, len(off.latencies)) * 1e6
             cpu_on = cpu[("on", concurrency)] / max(1, len(on.latencies)) * 1e6
+            cpu_journal = cpu[("journal", concurrency)] / max(1, len(journal.latencies)) * 1e6
             ratios, cpu_ratios = round_ratios[concurrency], round_cpu_ratios[concurrency]
             print(f"| {concurrency} | {d.rps:.0f} | {off.rps:.0f} | {on.rps:.0f} | {on.rps / off.rps:.2f} "
                   f"| {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) "
-                  f"| {cpu_off:.0f} | {cpu_on:.0f} | {cpu_off / cpu_on:.2f} | {statistics.median(cpu_ratios):.2f} |")
+                  f"| {cpu_off:.0f} | {cpu_on:.0f} | {cpu_off / cpu_on:.2f} | {statistics.median(cpu_ratios):.2f} "
+                  f"| {journal.rps:.0f} | {cpu_journal:.0f} |")
         d, on, off = table[("direct", 1)], table[("on", 1)], table[("off", 1)]
         print("\n| c=1 latency | p50 ms | p99 ms | added p50 vs direct | added p99 vs direct |")
         print("|---|---|---|---|---|")
@@ -159,6 +185,23 @@ def main() -> None:
                   f"{(result.percentile(50) - d.percentile(50)) * 1000:.2f} | "
                   f"{(result.percentile(99) - d.percentile(99)) * 1000:.2f} |")
         errors = sum(result.errors for result in table.values())
+        with sqlite3.connect(tmp / "journal.db") as db:
+            journal_rows = db.execute("SELECT count(*) FROM requests").fetchone()[0]
+        print(f"database down: {sum(len(table[('journal', c)].latencies) for c in (1, 8, 64))} calls served, "
+              f"{journal_rows} request rows in its database (the rest wait in the journal)")
+        locker.kill()
+
+        # The persistence-on gateway at c=1 for 10 s, then 10 s with its write lock held by another process.
+        print(f"\nSQLite write lock held {LOCK_SECONDS:g} s by another process, c=1 on the persistence-on gateway:")
+        print("| database | calls | p50 ms | p99 ms | max ms |")
+        print("|---|---|---|---|---|")
+        free = run(closed_loop("127.0.0.1", on_port, PATH, concurrency=1, seconds=LOCK_SECONDS))
+        holder = hold_write_lock(tmp / "on.db", LOCK_SECONDS)
+        held = run(closed_loop("127.0.0.1", on_port, PATH, concurrency=1, seconds=LOCK_SECONDS - 0.5))
+        holder.wait()
+        for name, result in (("writable", free), ("write lock held", held)):
+            print(f"| {name} | {len(result.latencies)} | {result.percentile(50) * 1000:.2f} | "
+                  f"{result.percentile(99) * 1000:.2f} | {max(result.latencies) * 1000:.1f} |")
 
         # Persistence on first (the target), then the same bursts straight to the upstream and
         # through the gateway with persistence off, for scale.
@@ -173,13 +216,19 @@ def main() -> None:
                       f"{streams.peak_open} | {statistics.median(ttfb) * 1000:.0f} | "
                       f"{ttfb[int(len(ttfb) * 0.95) - 1] * 1000:.0f} | {streams.seconds:.1f} |")
 
-        time.sleep(1.0)
-        with sqlite3.connect(tmp / "on.db") as db:
-            requests_rows, response_rows = db.execute(
-                "SELECT (SELECT count(*) FROM requests), (SELECT count(*) FROM responses)").fetchone()
+        counts, deadline = None, time.monotonic() + 30  # the lock run's calls are replayed from the journal
+        while time.monotonic() < deadline:
+            time.sleep(1.0)
+            with sqlite3.connect(tmp / "on.db") as db:
+                now = db.execute("SELECT (SELECT count(*) FROM requests), (SELECT count(*) FROM responses)").fetchone()
+            if now == counts and now[0] == now[1]:
+                break
+            counts = now
+        requests_rows, response_rows = now
         sent = sum(len(table[("on", c)].latencies) + table[("on", c)].errors for c in (1, 8, 64))
         print(f"rows with persistence on: {requests_rows} requests, {response_rows} responses "
-              f"(measured runs sent {sent} + warm-up + {2 * stream_count} streams); HTTP errors: {errors}")
+              f"(measured runs sent {sent} + warm-up + {2 * stream_count} streams + the lock runs' "
+              f"{len(free.latencies) + len(held.latencies)}, replayed from its journal); HTTP errors: {errors}")
     finally:
         for process in reversed(processes):
             process.terminate()

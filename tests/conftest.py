@@ -120,9 +120,7 @@ def settings(make_settings) -> Settings:
 def app(settings: Settings):
     app = create_app(settings)
     yield app
-    audit = app.extensions["gateway"].chat.audit
-    if audit is not None:
-        audit.stop()
+    app.extensions["gateway"].stop_background()  # queued rows written, the journal closed
 
 
 @pytest.fixture

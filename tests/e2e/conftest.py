@@ -46,6 +46,8 @@ def run_gateway(env: dict[str, str], *, workers: int = 2, log_path: Path) -> Ite
         "PORT": str(port),
         "WEB_CONCURRENCY": str(workers),
         "LOG_LEVEL": "WARNING",
+        # Each gateway its own audit journal, never the checkout's data/.
+        "AUDIT_JOURNAL_DIR": str(log_path.parent / f"journal-{port}"),
         **env,
     }
     with open(log_path, "ab") as log:
