@@ -38,7 +38,7 @@ from app.services.audit.records import (
     WorkerIdentity,
     dumps,
 )
-from app.services.audit.repair import refused_for_content
+from app.services.audit.repair import lost_a_race, refused_for_content
 from app.services.audit.segments import JournalStatus
 from app.services.audit.segments import status as journal_status
 from app.services.audit.statements import AuditStatements
@@ -92,7 +92,7 @@ class AuditLog:
         self._writer = GroupCommitWriter(
             self.tx.transaction, name="audit-writer", release=self.tx.release,
             calls_in_flight=lambda: len(self.open_calls),
-            refused_for_content=refused_for_content, time_limit=self.tx.time_limit,
+            refused_for_content=refused_for_content, lost_a_race=lost_a_race, time_limit=self.tx.time_limit,
         )
 
     def open(
@@ -146,7 +146,9 @@ class AuditLog:
         """Record how the request ended: exactly once, whatever happened.
 
         Queued, not waited for: the client has its answer; the row follows
-        within milliseconds and is flushed at exit.
+        within milliseconds and is flushed at exit. An ending that moves the
+        conversation on upstream (Qwen's chat and parent ids) is committed before
+        this returns, so the next turn finds it wherever it lands.
         """
         if record.closed:
             return
@@ -187,7 +189,7 @@ class AuditLog:
         ] if len(outcome.attempts) > 1 else []
         item = CloseRequest(self, record, row, continuation, attempts)
         if record.stored in (STORED_DB, None) and self.healthy:
-            self._writer.submit(item, wait=False)
+            self._writer.submit(item, wait=continuation is not None)
         else:
             self.close_elsewhere(item, None)
 

@@ -163,10 +163,13 @@ def relay(
 
     The outcome is written in ``finally``: after [DONE], after an upstream
     failure (sent to the client as a last error event), or when the client goes
-    away and the server closes this generator.
+    away and the server closes this generator. A stream that moves a
+    conversation on upstream (Qwen's parent_id) is recorded before its [DONE]
+    instead: the next turn, sent the moment this one ends, may reach another
+    worker or instance, and must find the new state committed.
     """
     error: GatewayError | None = None
-    delivered = finished = False
+    delivered = finished = recorded = False
     upstream = iter(events)
     key = id(capture)
     live_streams.add(key)
@@ -193,6 +196,9 @@ def relay(
             log.exception("relaying a stream failed")
             error = GatewayError("The gateway failed while relaying the stream.")
             yield b"data: " + json.dumps(error.body()).encode() + b"\n\n"
+        if capture.parent_id or capture.chat_id:
+            finish(outcome(capture=capture, error=error, client_gone=False))
+            recorded = True
         yield DONE_EVENT
         delivered = True
         live_streams.discard(key)  # delivered: nothing left to end
@@ -201,7 +207,8 @@ def relay(
     finally:
         live_streams.discard(key)
         events.close()
-        finish(outcome(capture=capture, error=error, client_gone=not delivered))
+        if not recorded:
+            finish(outcome(capture=capture, error=error, client_gone=not delivered))
 
 
 def _drain(upstream: Iterator[Any]) -> None:

@@ -173,3 +173,13 @@ def test_an_ending_replaces_the_interrupted_one_a_sweep_wrote_while_this_worker_
     response = db_session.scalars(sa.select(Response)).one()
     assert (response.status, response.completion_tokens) == ("ok", 4)
     assert audit.counts == {"journaled": 0, "dead_letters": 0, "unrecorded": 0}
+
+
+def test_an_ending_that_moves_the_conversation_on_is_committed_before_close_returns(make_audit, database_url):
+    audit = make_audit()
+    record, _ = open_request(audit)
+    open_request(audit, session_id="s-2")  # another call in flight: a plain ending would linger for it
+    audit.close(record, Outcome(status="ok", status_code=200, chat_id="chat-1", parent_id="parent-2"))
+    with get_engine(database_url).connect() as connection:  # no flush: another worker reads it now
+        state = connection.execute(sa.text("SELECT chat_id, parent_id FROM sessions WHERE id = 's-1'")).one()
+    assert tuple(state) == ("chat-1", "parent-2")

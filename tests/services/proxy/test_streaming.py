@@ -259,6 +259,27 @@ def test_relay_records_parent_and_chat_ids():
     assert (capture.parent_id, capture.chat_id) == ("p1", "c1")
 
 
+def test_a_stream_that_moves_the_conversation_on_is_recorded_before_its_done():
+    events = FakeEvents([event(chunk({"content": "a"}), parent_id="p1", chat_id="c1"), event(DONE)])
+    generator, capture, recorder = start(events)
+    assert next(generator) == sse(chunk({"content": "a"}))
+    assert recorder.finished == []
+    assert next(generator) == DONE_EVENT
+    # The next turn may be sent the moment [DONE] arrives: the new parent id is already recorded.
+    assert recorder.only == {"capture": capture, "error": None, "client_gone": False}
+    assert list(generator) == []
+    assert len(recorder.finished) == 1
+
+
+def test_a_stream_with_nothing_to_carry_on_is_recorded_after_its_done():
+    generator, _, recorder = start(FakeEvents(COMPLETE))
+    for _ in range(4):
+        next(generator)
+    assert recorder.finished == []  # the client has [DONE]; the record follows
+    list(generator)
+    assert len(recorder.finished) == 1
+
+
 def test_relay_forwards_unparsed_events_as_they_came():
     events = FakeEvents([event("not json"), event(chunk(finish="stop")), event(DONE)])
     generator, capture, recorder = start(events)
