@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from app.db.limits import time_limit
-from app.services.audit.repair import refused_for_content
+from app.services.audit.repair import lost_a_race, refused_for_content
 
 PROGRESS_CHECK_S = 0.005
 # Waiting for the lock while other writers commit, at most this long.
@@ -74,6 +74,17 @@ class Transactions:
                 if self.sqlite:
                     self.engine.pool.dispose()
             raise
+
+    def run(self, work, *, retries: int = 2) -> None:
+        """``work(cursor)`` in one bounded transaction; again when it lost a race (a deadlock)."""
+        for attempt in range(retries + 1):
+            try:
+                with self.time_limit(), self.transaction() as cursor:
+                    work(cursor)
+                return
+            except Exception as exc:
+                if attempt == retries or not lost_a_race(exc):
+                    raise
 
     def release(self) -> None:
         connection, self._connection = self._connection, None

@@ -31,6 +31,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 MAX_QUEUED = 10_000
+RACE_RETRIES = 2
 MAX_BATCH = 256
 # A queued response row waits up to this long for the next request row, so that
 # one commit carries both.
@@ -48,6 +49,11 @@ class WorkItem:
         self.error: BaseException | None = None
         self.finished = False
         self.promoted = False
+
+    @property
+    def lock_key(self) -> str:
+        """What the item locks (a session's row): a batch takes its locks in this order."""
+        return ""
 
     def apply(self, cursor: Any) -> None:
         raise NotImplementedError
@@ -77,12 +83,14 @@ class GroupCommitWriter:
         self, transaction: Callable[[], Any], *, name: str, release: Callable[[], None] | None = None,
         calls_in_flight: Callable[[], int] | None = None,
         refused_for_content: Callable[[BaseException], bool] = lambda exc: True,
+        lost_a_race: Callable[[BaseException], bool] = lambda exc: False,
         time_limit: Callable[[], AbstractContextManager] = nullcontext,
     ) -> None:
         self._transaction = transaction
         self._release = release
         # Whether a failure was the items' fault (retry them alone) or the database's (fail them all).
         self._refused_for_content = refused_for_content
+        self._lost_a_race = lost_a_race  # a deadlock or serialization failure: the batch is simply retried
         self._time_limit = time_limit
         # How many calls this process has open (a hint): shapes when a commit is taken.
         self._calls_in_flight = calls_in_flight
@@ -256,9 +264,20 @@ class GroupCommitWriter:
             item.failed(error)
 
     def _commit(self, items: list[WorkItem]) -> None:
-        with self._time_limit(), self._transaction() as cursor:
-            for item in items:
-                item.apply(cursor)
+        if len(items) > 1:
+            # Every batch locks its sessions in one order, so two writers (other workers, other
+            # instances) never wait on each other in a cycle; stable, so one session keeps its order.
+            items = sorted(items, key=lambda item: item.lock_key)
+        for attempt in range(RACE_RETRIES + 1):
+            try:
+                with self._time_limit(), self._transaction() as cursor:
+                    for item in items:
+                        item.apply(cursor)
+                return
+            except Exception as exc:
+                if attempt == RACE_RETRIES or not self._lost_a_race(exc):
+                    raise
+                log.info("audit batch lost a race (%s); retrying", type(exc).__name__)
 
     def _fail_all(self, items: list[WorkItem], error: BaseException) -> None:
         log.warning("audit database unusable (%s: %s): %d writes go elsewhere", type(error).__name__, error, len(items))

@@ -37,6 +37,10 @@ class OpenRequest(WorkItem):
         self.payload: dict[str, Any] | None = None
         self.build_error: GatewayError | None = None
 
+    @property
+    def lock_key(self) -> str:
+        return self.record.session_id
+
     def apply(self, cursor: Any) -> None:
         record, sql = self.record, self.audit.sql
         record.conversation = sql.touch_session(cursor, record.session_row)
@@ -78,6 +82,10 @@ class CloseRequest(WorkItem):
         super().__init__()
         self.audit, self.record, self.row, self.continuation = audit, record, row, continuation
         self.attempts = attempts
+
+    @property
+    def lock_key(self) -> str:
+        return self.record.session_id
 
     def apply(self, cursor: Any) -> None:
         record, sql = self.record, self.audit.sql

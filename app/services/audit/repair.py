@@ -34,7 +34,7 @@ def refused_for_content(exc: BaseException) -> bool:
         if exc.connection_invalidated:
             return False
         exc = exc.orig or exc
-    if isinstance(exc, DatabaseTimeout):
+    if isinstance(exc, DatabaseTimeout) or lost_a_race(exc):
         return False
     if isinstance(exc, UnicodeError | ValueError | OverflowError | TypeError):
         return True  # raised by the driver before anything reached the database
@@ -45,6 +45,16 @@ def refused_for_content(exc: BaseException) -> bool:
     except ImportError:  # pragma: no cover - psycopg is a dependency
         return False
     return isinstance(exc, psycopg.DataError | psycopg.IntegrityError | psycopg.ProgrammingError)
+
+
+def lost_a_race(exc: BaseException) -> bool:
+    """A deadlock or serialization failure: nothing wrong with the rows or the database; try again."""
+    exc = getattr(exc, "orig", None) or exc
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    return isinstance(exc, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure)
 
 
 def conflict(exc: BaseException) -> bool:

@@ -132,10 +132,12 @@ class Replayer:
         return progress
 
     def _write(self, batch: list[dict[str, Any]], progress: Progress) -> None:
+        def write_all(cursor: Any) -> None:
+            for record in batch:
+                apply(self.sql, cursor, record)
+
         try:
-            with self.tx.time_limit(), self.tx.transaction() as cursor:
-                for record in batch:
-                    apply(self.sql, cursor, record)
+            self.tx.run(write_all)
             progress.records += len(batch)
             return
         except Exception as exc:
@@ -156,8 +158,7 @@ class Replayer:
         """Write one record (repairing it once if refused); the error when it is refused still."""
         for attempt in range(2):
             try:
-                with self.tx.time_limit(), self.tx.transaction() as cursor:
-                    apply(self.sql, cursor, record)
+                self.tx.run(lambda cursor: apply(self.sql, cursor, record))
                 return None
             except Exception as exc:
                 if not refused_for_content(exc):

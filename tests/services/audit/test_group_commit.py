@@ -162,3 +162,54 @@ def wait_for_a_commit(database, seconds: float = 5.0) -> None:
         if database.committed:
             return
         pause.wait(0.005)
+
+
+class Race(Exception):
+    """What PostgreSQL raises to one of two transactions that deadlocked."""
+
+
+class Keyed(Named):
+    __slots__ = ("key", "failures")
+
+    def __init__(self, name: str, key: str) -> None:
+        super().__init__(name)
+        self.key = key
+        self.failures: list[BaseException] = []
+
+    @property
+    def lock_key(self) -> str:
+        return self.key
+
+    def failed(self, error: BaseException) -> None:
+        super().failed(error)
+        self.failures.append(error)
+
+
+def test_a_batch_takes_its_locks_in_one_order_keeping_each_sessions_own_order(database):
+    writer = GroupCommitWriter(database.transaction, name="test-writer")
+    database.gate.clear()  # nothing commits until all four are queued: they share one batch
+    for item in [Keyed("b1", "b"), Keyed("a1", "a"), Keyed("b2", "b"), Keyed("a2", "a")]:
+        writer.submit(item, wait=False)
+    database.gate.set()
+    writer.flush()
+    assert database.committed == [["a1", "a2", "b1", "b2"]]
+    writer.stop()
+
+
+def test_a_batch_that_lost_a_deadlock_is_retried_not_failed():
+    attempts = []
+
+    @contextmanager
+    def racy():
+        batch: list[str] = []
+        yield batch
+        attempts.append(list(batch))
+        if len(attempts) == 1:
+            raise Race("deadlock detected")
+
+    writer = GroupCommitWriter(racy, name="racy", lost_a_race=lambda exc: isinstance(exc, Race),
+                               refused_for_content=lambda exc: False)
+    item = Keyed("x", "s")
+    writer.submit(item, wait=True)
+    assert attempts == [["x"], ["x"]] and item.failures == [] and item.error is None
+    writer.stop()
