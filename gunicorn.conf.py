@@ -8,8 +8,14 @@ hold only workers x threads).
 import os
 import subprocess
 import sys
+import tempfile
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+# One control socket per instance (gunicorn's default, ~/.gunicorn/gunicorn.ctl, is shared by every
+# instance of a user on the host: a second one would silently take it over from the first).
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET") or os.path.join(
+    tempfile.gettempdir(), f"provider-router-{os.environ.get('HOST', '127.0.0.1')}-{os.environ.get('PORT', '8000')}.ctl"
+)
 worker_class = "gevent"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "4096"))
@@ -39,7 +45,8 @@ def on_starting(server):
 
     Run in a child process so the master imports nothing that gevent must patch.
     """
-    check = subprocess.run([sys.executable, "-m", "app", "check"], check=False)
+    env = {**os.environ, "WEB_CONCURRENCY": str(server.cfg.workers)}  # for its connection budget line
+    check = subprocess.run([sys.executable, "-m", "app", "check"], check=False, env=env)
     if check.returncode != 0:
         sys.exit(check.returncode)
 

@@ -8,6 +8,7 @@ import os
 from flask import Flask, Response
 
 from app.config import Settings, configure_logging
+from app.db import configure_pool
 from app.errors import register_error_handlers
 from app.extensions import Gateway
 from app.migrate import ensure_schema
@@ -26,6 +27,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     """The gateway as a WSGI app; settings default to the environment."""
     settings = settings or Settings.from_env()
     configure_logging(settings)
+    configure_pool(settings.pool)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.json.sort_keys = False  # answers pass through in the upstream's key order

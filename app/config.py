@@ -33,6 +33,21 @@ class ModelPrice:
     completion: float
 
 
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    """PostgreSQL connections per worker: ``size`` kept, ``overflow`` more at peaks."""
+
+    size: int = 5
+    overflow: int = 15
+    # Server-side prepared statements (psycopg prepares a statement run 5 times); off behind
+    # PgBouncer in transaction mode, where the next transaction may run on another server connection.
+    prepared_statements: bool = True
+
+    @property
+    def per_worker(self) -> int:
+        return self.size + self.overflow
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything the gateway reads from its environment."""
@@ -66,6 +81,10 @@ class Settings:
     audit_write_timeout_ms: int | None = None
     # How long a gateway process on another host may go unseen before its open calls are ended.
     audit_sweep_grace_ms: int = 60_000
+    # PostgreSQL connections per worker, and whether the server may keep prepared statements.
+    db_pool_size: int = 5
+    db_max_overflow: int = 15
+    db_prepared_statements: bool = True
 
     @property
     def is_sqlite(self) -> bool:
@@ -74,6 +93,11 @@ class Settings:
     @property
     def request_timeout_s(self) -> float:
         return self.request_timeout_ms / 1000
+
+    @property
+    def pool(self) -> PoolSettings:
+        return PoolSettings(size=self.db_pool_size, overflow=self.db_max_overflow,
+                            prepared_statements=self.db_prepared_statements)
 
     @property
     def audit_write_timeout_s(self) -> float | None:
@@ -107,6 +131,9 @@ class Settings:
             audit_failure_mode=_choice(env, "AUDIT_FAILURE_MODE", AUDIT_FAILURE_MODES),
             audit_write_timeout_ms=_positive_int(env, "AUDIT_WRITE_TIMEOUT_MS", None),
             audit_sweep_grace_ms=_positive_int(env, "AUDIT_SWEEP_GRACE", 60_000),
+            db_pool_size=_count(env, "DB_POOL_SIZE", 5, minimum=1),
+            db_max_overflow=_count(env, "DB_MAX_OVERFLOW", 15, minimum=0),
+            db_prepared_statements=_bool(env, "DB_PREPARED_STATEMENTS", True),
         )
 
     def secrets(self) -> dict[str, str]:
@@ -197,6 +224,15 @@ def _positive_int(env: Mapping[str, str], key: str, default: int | None) -> int 
     if value <= 0:
         raise ConfigError(f"{key} must be greater than 0 (milliseconds), got {raw!r}")
     return value
+
+
+def _count(env: Mapping[str, str], key: str, default: int, *, minimum: int) -> int:
+    raw = env.get(key, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < minimum:
+        raise ConfigError(f"{key} must be a whole number of at least {minimum}, got {raw!r}")
+    return int(raw)
 
 
 def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -91,6 +92,20 @@ def _schema_lock(url: str):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _say_connection_budget(settings: Settings, *, workers: int) -> None:
+    """At start-up: how many PostgreSQL connections this instance may open, for max_connections' sake."""
+    if settings.is_sqlite:
+        return
+    pool = settings.pool
+    print(
+        f"provider-router: this instance may open up to {workers * pool.per_worker} PostgreSQL connections "
+        f"({workers} workers x (DB_POOL_SIZE {pool.size} + DB_MAX_OVERFLOW {pool.overflow})); keep instances x "
+        f"that below max_connections minus headroom; server-side prepared statements "
+        f"{'on' if pool.prepared_statements else 'off (DB_PREPARED_STATEMENTS=false)'}",
+        file=sys.stderr,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m app check``: bring a new database to head or explain in one line.
 
@@ -107,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             upgrade(settings.database_url)
         else:
             ensure_schema(settings.database_url)
+            _say_connection_budget(settings, workers=int(os.environ.get("WEB_CONCURRENCY", "2")))
     except (ConfigError, SchemaOutdated) as exc:
         print(f"provider-router: {exc}", file=sys.stderr)
         return 1

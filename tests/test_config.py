@@ -42,6 +42,9 @@ def test_database_url_wins_over_path():
     ("AUDIT_FAILURE_MODE", "maybe"),
     ("AUDIT_WRITE_TIMEOUT_MS", "0"),
     ("AUDIT_SWEEP_GRACE", "soon"),
+    ("DB_POOL_SIZE", "0"),
+    ("DB_MAX_OVERFLOW", "-1"),
+    ("DB_PREPARED_STATEMENTS", "sometimes"),
 ])
 def test_invalid_values_name_the_variable(name, value):
     with pytest.raises(ConfigError, match=name):
@@ -59,6 +62,24 @@ def test_the_audit_journal_belongs_to_its_database_and_is_bounded():
                                 "AUDIT_FAILURE_MODE": "Closed", "AUDIT_WRITE_TIMEOUT_MS": "250"})
     assert (str(chosen.audit_journal_dir), chosen.audit_journal_max_bytes) == ("/var/spool/gw", 512 << 20)
     assert (chosen.audit_failure_mode, chosen.audit_write_timeout_s) == ("closed", 0.25)
+
+
+def test_the_connection_budget_is_set_per_worker():
+    default = Settings.from_env({}).pool
+    assert (default.size, default.overflow, default.per_worker, default.prepared_statements) == (5, 15, 20, True)
+    behind_pgbouncer = Settings.from_env(
+        {"DB_POOL_SIZE": "2", "DB_MAX_OVERFLOW": "0", "DB_PREPARED_STATEMENTS": "false"}).pool
+    assert (behind_pgbouncer.per_worker, behind_pgbouncer.prepared_statements) == (2, False)
+
+
+def test_startup_says_how_many_postgresql_connections_an_instance_may_open():
+    result = subprocess.run(
+        [sys.executable, "-c", "from app.migrate import _say_connection_budget as say; from app.config import "
+         "Settings; say(Settings.from_env({'DATABASE_URL': 'postgresql+psycopg://u@h/db', 'DB_POOL_SIZE': '3'}), "
+         "workers=4)"],
+        capture_output=True, text=True, cwd=PROJECT_ROOT, check=True,
+    )
+    assert "up to 72 PostgreSQL connections (4 workers x (DB_POOL_SIZE 3 + DB_MAX_OVERFLOW 15))" in result.stderr
 
 
 def test_secrets_stay_out_of_repr():

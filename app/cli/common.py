@@ -17,7 +17,7 @@ from rich.table import Table
 from sqlalchemy.engine import Engine
 
 from app.config import ConfigError, Settings
-from app.db import get_engine
+from app.db import configure_pool, get_engine
 from app.errors import GatewayError
 from app.migrate import SchemaOutdated, ensure_schema
 from app.services.admin.config_store import seed
@@ -60,6 +60,7 @@ class Gateway:
 def open_gateway() -> Gateway:
     """Settings from the environment and the database at head (a new one is created and seeded)."""
     settings = Settings.from_env()
+    configure_pool(settings.pool)
     ensure_schema(settings.database_url)
     engine = get_engine(settings.database_url)
     seed(engine, settings)  # a database no gateway has started on yet

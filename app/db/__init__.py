@@ -13,6 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.config import PoolSettings
 from app.db.checkpointer import worker_autocheckpoint_pages
 
 SQLITE_BUSY_TIMEOUT_S = 30
@@ -20,6 +21,15 @@ CONNECT_TIMEOUT_S = 10
 
 _lock = threading.Lock()
 _engines: dict[tuple[str, float], Engine] = {}
+
+
+_pool = PoolSettings()
+
+
+def configure_pool(pool: PoolSettings) -> None:
+    """How PostgreSQL engines made from now on size their pools (the app and the CLI call it first)."""
+    global _pool
+    _pool = pool
 
 
 def get_engine(url: str, *, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> Engine:
@@ -59,12 +69,15 @@ def create_engine(url: str, *, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S) ->
     """A new engine with the pragmas and pool sizes a gateway needs."""
     sa_url = sa.make_url(url)
     if sa_url.get_backend_name() != "sqlite":
-        # Sized for many workers x instances: a worker holds few connections,
-        # each only for a tiny transaction.
+        # Sized for many workers x instances (DB_POOL_SIZE, DB_MAX_OVERFLOW): a worker holds few
+        # connections, each only for a tiny transaction.
+        # A server that does not answer fails a new connection instead of hanging it.
+        connect_args: dict = {"connect_timeout": CONNECT_TIMEOUT_S}
+        if not _pool.prepared_statements:
+            connect_args["prepare_threshold"] = None
         return sa.create_engine(
-            sa_url, pool_size=5, max_overflow=15, pool_pre_ping=True, pool_recycle=1800,
-            # A server that does not answer fails a new connection instead of hanging it.
-            connect_args={"connect_timeout": CONNECT_TIMEOUT_S},
+            sa_url, pool_size=_pool.size, max_overflow=_pool.overflow, pool_pre_ping=True, pool_recycle=1800,
+            connect_args=connect_args,
         )
     if sa_url.database and sa_url.database != ":memory:":
         Path(sa_url.database).parent.mkdir(parents=True, exist_ok=True)
