@@ -117,7 +117,8 @@ def start_gateway(tmp_path_factory) -> Callable[..., contextmanager]:
     log_dir = tmp_path_factory.mktemp("gunicorn-logs")
 
     def start(env: dict[str, str], *, workers: int = 2):
-        return run_gateway(env, workers=workers, log_path=log_dir / "gunicorn.log")
+        return run_gateway(env, workers=workers, log_path=start.log_path)
 
+    start.log_path = log_dir / "gunicorn.log"
     return start
 
