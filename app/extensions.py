@@ -9,6 +9,7 @@ from flask import current_app
 from app.config import Settings
 from app.providers.registry import ProviderSource
 from app.services.admin.health import HealthMonitor
+from app.services.admin.live_registry import LiveRegistry
 from app.services.audit.drainer import AuditDrainer
 from app.services.proxy.chat import ChatService
 
@@ -22,13 +23,18 @@ class Gateway:
     drainer: AuditDrainer | None = None
 
     def start_background(self) -> None:
-        """Start the worker's background loop (gunicorn's post_worker_init): the audit drainer and sweep."""
+        """Start the worker's background loops (gunicorn's post_worker_init): the provider watch, the audit
+        drainer and sweep."""
+        if isinstance(self.registry, LiveRegistry):
+            self.registry.watch()
         if self.chat.audit is not None and self.drainer is None:
             self.drainer = AuditDrainer(self.chat.audit, grace_ms=self.settings.audit_sweep_grace_ms)
             self.drainer.start()
 
     def stop_background(self) -> None:
         """At the worker's exit: write what is queued (to the journal if need be), replay, leave cleanly."""
+        if isinstance(self.registry, LiveRegistry):
+            self.registry.stop()
         audit = self.chat.audit
         if audit is None:
             return

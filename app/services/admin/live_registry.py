@@ -4,10 +4,11 @@ A request never reads the database for routing: at most once per
 ``CHECK_INTERVAL_S`` a request finds the view stale and reads one value,
 ``config_version``; only when it changed are the providers and settings read
 again. So a change made anywhere reaches every worker of every instance within
-the interval plus one reload, with no restart. Under gevent the check is bounded
-in time, and after a failed one the workers route by the last view read for a
-few seconds before trying again: a sick database holds up one request a worker
-now and then, by at most that bound, never all of them.
+the interval plus one reload, with no restart. In a gunicorn worker the check
+runs in a loop of its own (``watch``), so no request ever waits for it and a sick
+database holds up none: requests route by the last view read. Elsewhere (the
+CLI, tests) a request that finds the view stale checks inline; after a failed
+check nobody asks again for a few seconds.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -30,7 +32,7 @@ from app.services.admin.config_store import read_config, read_version, seed
 
 log = logging.getLogger(__name__)
 CHECK_INTERVAL_S = 0.5
-CHECK_TIMEOUT_S = 0.25
+CHECK_TIMEOUT_S = 2.0
 RETRY_AFTER_FAILURE_S = 5.0
 
 
@@ -65,32 +67,51 @@ class LiveRegistry:
         self._current = ProviderRegistry([], active=settings.default_provider)
         self._checked_at = float("-inf")
         self._failing = False
+        self._watching = False
+        self._stop = threading.Event()
         self.reload()
 
     def snapshot(self) -> ProviderRegistry:
-        """The registry to route this request by: never older than the check interval."""
-        if self._clock() - self._checked_at >= self._interval_s:
+        """The registry to route this request by: never older than the check interval (plus one check)."""
+        if not self._watching and self._clock() - self._checked_at >= self._interval_s:
             self.check()
         return self._current
+
+    def watch(self) -> None:
+        """Check in a loop of this worker's own from now on (gunicorn's post_worker_init starts it)."""
+        self._watching = True
+        threading.Thread(target=self._watch, name="provider-watch", daemon=True).start()
+
+    def stop(self) -> None:
+        """End the watch loop (requests check inline again)."""
+        self._stop.set()
+        self._watching = False
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            wait = self._checked_at + self._interval_s - self._clock()
+            if wait > 0:
+                self._stop.wait(wait)
+            else:
+                self.check()
 
     def check(self) -> None:
         """Read ``config_version``; reload when it moved. Another greenlet already checking: skip."""
         if not self._lock.acquire(blocking=False):
             return
+        connection = None
         try:
             self._checked_at = self._clock()
             with time_limit(CHECK_TIMEOUT_S):
                 connection = self._engine.connect()
-                try:
-                    if read_version(connection) != self._version:
-                        self._load(connection)
-                except DatabaseTimeout:
-                    connection.invalidate()  # no rollback on a server that does not answer
-                    raise
-                finally:
-                    connection.close()
+                if read_version(connection) != self._version:
+                    self._load(connection)
+                connection.close()
             self._recovered()
         except (sa.exc.SQLAlchemyError, DatabaseTimeout) as exc:
+            if connection is not None and not connection.closed:
+                with suppress(sa.exc.SQLAlchemyError):
+                    connection.invalidate()  # no rollback on a server that does not answer in time
             self._failed(exc)
         finally:
             self._lock.release()

@@ -133,7 +133,8 @@ class Replayer:
 
     def _write(self, batch: list[dict[str, Any]], progress: Progress) -> None:
         def write_all(cursor: Any) -> None:
-            for record in batch:
+            # The sessions' locks in one order, as the hot path takes them (stable: a call keeps its order).
+            for record in sorted(batch, key=_session_of):
                 apply(self.sql, cursor, record)
 
         try:
@@ -166,6 +167,10 @@ class Replayer:
                 if attempt or not repair(record):
                     return describe(exc)
         return None
+
+
+def _session_of(record: dict[str, Any]) -> str:
+    return (record.get("session") or {}).get("id") or (record.get("response") or {}).get("session_id") or ""
 
 
 def _request_id(record: dict[str, Any]) -> str:

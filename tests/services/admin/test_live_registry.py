@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -89,6 +90,25 @@ def test_workers_starting_together_seed_exactly_once(engine, settings, db_sessio
 
 
 # propagation --------------------------------------------------------------------------------
+
+
+def test_a_watching_worker_reads_changes_in_its_own_loop_and_no_request_waits_for_it(
+    seeded, settings, monkeypatch
+):
+    worker = LiveRegistry(seeded, settings=settings, environ={}, interval_s=0.05)
+    worker.watch()
+    request_thread = threading.current_thread().name
+    settings_admin.put_settings(seeded, values={"active_provider": "mock"}, default_provider="lm-studio")
+    deadline = time.monotonic() + 5
+    while worker.snapshot().active_name != "mock" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert worker.snapshot().active_name == "mock"
+    inline = []
+    monkeypatch.setattr(worker, "check", lambda: inline.append(threading.current_thread().name))
+    worker._checked_at = float("-inf")  # however stale the view, a request only reads it
+    assert worker.snapshot().active_name == "mock"
+    worker.stop()
+    assert request_thread not in inline
 
 
 def test_a_change_reaches_every_process_at_its_next_check(seeded, settings):
