@@ -16,6 +16,7 @@ from app.services.admin.health import HealthMonitor
 from app.services.admin.live_registry import LiveRegistry
 from app.services.audit.log import AuditLog
 from app.services.proxy.chat import ChatService
+from app.services.search.indexer import SearchIndexer
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +38,16 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def register_extensions(app: Flask, settings: Settings) -> None:
     audit = None
+    indexer = None
     registry: ProviderSource
     if settings.enable_persistence:
         ensure_schema(settings.database_url)
         audit = AuditLog.for_url(settings.database_url, session_timeout_ms=settings.session_timeout_ms)
         # Providers and the active one live in the database; a change reaches every worker.
         registry = LiveRegistry.for_url(settings.database_url, settings=settings)
+        if settings.search_indexer:
+            indexer = SearchIndexer(settings.database_url)
+            indexer.start()
     else:
         log.warning("ENABLE_PERSISTENCE=false: chat calls are NOT being recorded")
         # No database at all: the providers of the environment, fixed until restart.
@@ -50,6 +55,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     app.extensions["gateway"] = Gateway(
         settings=settings, registry=registry, health=HealthMonitor(),
         chat=ChatService(registry=registry, audit=audit, request_timeout_s=settings.request_timeout_s),
+        indexer=indexer,
     )
 
 

@@ -10,6 +10,7 @@ from app.config import Settings
 from app.providers.registry import ProviderSource
 from app.services.admin.health import HealthMonitor
 from app.services.proxy.chat import ChatService
+from app.services.search.indexer import SearchIndexer
 
 
 @dataclass(slots=True, kw_only=True)
@@ -18,6 +19,7 @@ class Gateway:
     registry: ProviderSource  # .snapshot(): the providers of the moment
     chat: ChatService
     health: HealthMonitor
+    indexer: SearchIndexer | None = None  # content search's background indexer
 
 
 def gateway() -> Gateway:

@@ -102,7 +102,8 @@ def make_settings(database_url: str) -> Callable[..., Settings]:
     """Settings on the test database; keyword arguments override fields."""
 
     def make(**overrides) -> Settings:
-        base = Settings.from_env({"DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"})
+        # No background indexer unless a test asks: search tests index with run_once, in step.
+        base = Settings.from_env({"DATABASE_URL": database_url, "LOG_LEVEL": "WARNING", "SEARCH_INDEXER": "false"})
         return dataclasses.replace(base, **overrides)
 
     return make
@@ -117,9 +118,11 @@ def settings(make_settings) -> Settings:
 def app(settings: Settings):
     app = create_app(settings)
     yield app
-    audit = app.extensions["gateway"].chat.audit
-    if audit is not None:
-        audit.stop()
+    gateway = app.extensions["gateway"]
+    if gateway.indexer is not None:
+        gateway.indexer.stop()
+    if gateway.chat.audit is not None:
+        gateway.chat.audit.stop()
 
 
 @pytest.fixture

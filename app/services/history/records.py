@@ -16,8 +16,10 @@ from sqlalchemy.orm import Session, contains_eager, defer, joinedload
 from app.errors import NotFound
 from app.models import ChatSession, Request, Response
 from app.services.history import rollups
+from app.services.history.matching import model_matches, model_names, request_matches
 from app.services.history.paging import Page, PageRequest, fetch_page, unindexed
 from app.services.history.sessions import in_session
+from app.services.search.query import SearchQuery
 
 RecordId = int | str  # the integer id, or the record's UUID
 FEW_MATCHES = 20_000  # responses matching a filter, below which a page starts from their ids
@@ -45,6 +47,8 @@ class Filters:
     # Only for responses: the request they answer, and the original's has_error (status != ok).
     request_id: RecordId | None = None
     has_error: bool | None = None
+    # Content search: calls whose messages and answer hold every term.
+    search: SearchQuery | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +128,9 @@ def _count_requests(filters: Filters) -> sa.Select:
         return sa.select(sa.func.count()).select_from(Request).where(*request_where)
     if not request_where:
         return sa.select(sa.func.count()).select_from(Response).where(*response_where)
-    if not _request_conditions(replace(filters, model=None), dated=Request.timestamp):
+    if len(model_names(filters.model or "")) == 1 and not _request_conditions(
+        replace(filters, model=None), dated=Request.timestamp
+    ):
         # Model and outcome only: one range of the (status, model, ...) index counts them.
         return sa.select(sa.func.count()).select_from(Response).where(*_answered(filters))
     if filters.session_id is not None:  # a handful of requests: check each one's response
@@ -197,6 +203,8 @@ def list_responses(
         where.append(in_session(filters.session_id))
     if filters.request_id is not None:
         where.append(Response.request_id == _request_pk(filters.request_id))
+    if filters.search is not None:
+        where.append(request_matches(filters.search, Response.request_id))
     request_where = _request_conditions(
         Filters(model=filters.model, provider=filters.provider, stream=filters.stream), dated=None
     )
@@ -241,11 +249,17 @@ def _request_conditions(
 ) -> list[sa.ColumnElement]:
     where = []
     for attribute, value in (
-        (Request.session_id, filters.session_id), (Request.model, filters.model),
-        (Request.provider, filters.provider), (Request.stream, filters.stream),
+        (Request.session_id, filters.session_id), (Request.provider, filters.provider),
+        (Request.stream, filters.stream),
     ):
         if value is not None:
             where.append(column(attribute) == value)
+    if filters.model is not None:
+        where.append(model_matches(
+            filters.model, model_column=column(Request.model), provider_column=column(Request.provider)
+        ))
+    if filters.search is not None:
+        where.append(request_matches(filters.search))
     if dated is not None:
         where.extend(_dates(filters, dated))
     return where
@@ -270,7 +284,7 @@ def _answered(filters: Filters) -> list[sa.ColumnElement]:
     """The response conditions, narrowed by the model each response copies from its request."""
     where = _response_conditions(filters)
     if filters.model is not None:
-        where.append(Response.model == filters.model)
+        where.append(Response.model.in_(model_names(filters.model)))
     return where
 
 
