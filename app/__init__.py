@@ -93,3 +93,7 @@ def register_history_api(app: Flask) -> None:
         log.warning("history API open to loopback clients only (ADMIN_API_KEY not set)")
     for module in (sessions, history, stats):
         api.register_blueprint(module.blp)
+    if settings.enable_persistence:
+        from app.api.ui import register_ui
+
+        register_ui(app)

@@ -20,7 +20,7 @@ GROUPINGS = ("model", "provider", "session", "day", "hour")
 _LATENCY_POINTS = (50, 95, 99)
 _TTFT_POINTS = (50,)
 _ROLLED_UP = (None, "day", "model", "provider")  # groupings the daily rollups can answer
-_TIME_GROUPS = ("day", "hour")
+_TIME_GROUPS = ("day", "hour", "minute")  # minute: for the dashboard, not the API
 
 
 def _no_points(points: tuple[int, ...]) -> dict[str, int | None]:
@@ -65,6 +65,7 @@ class UsageGroup(Metrics):
 
     key: str = ""
     start_ms: int | None = None  # for day and hour groups
+    tokens_by_model: dict[str, int] = field(default_factory=dict)  # "provider/model" -> total tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +215,10 @@ def _fold(cells: Iterable[Any], prices: Mapping[str, ModelPrice]) -> tuple[Metri
     groups: dict[Any, UsageGroup] = {}
     for cell in cells:
         price = price_of(prices, provider=cell.provider, model=cell.model)
-        for metrics in (totals, groups.setdefault(cell.key, UsageGroup())):
+        group = groups.setdefault(cell.key, UsageGroup())
+        name = f"{cell.provider}/{cell.model}"
+        group.tokens_by_model[name] = group.tokens_by_model.get(name, 0) + int(cell.total_tokens)
+        for metrics in (totals, group):
             for name in ("requests", "errors", "incomplete", "prompt_tokens", "completion_tokens",
                          "total_tokens", "usage_estimated", "durations", "duration_ms_sum"):
                 setattr(metrics, name, getattr(metrics, name) + int(getattr(cell, name)))
@@ -243,5 +247,5 @@ def _order(groups: dict[Any, UsageGroup], group_by: str | None) -> list[UsageGro
 
 def _time_key(start_ms: int, group_by: str) -> str:
     moment = datetime.fromtimestamp(start_ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%d") if group_by == "day" else moment.strftime("%Y-%m-%dT%H:00Z")
+    return moment.strftime({"day": "%Y-%m-%d", "hour": "%Y-%m-%dT%H:00Z", "minute": "%Y-%m-%dT%H:%MZ"}[group_by])
 

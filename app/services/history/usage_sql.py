@@ -22,6 +22,7 @@ from app.models.usage import UsageRollup, UsageRollupDayLatency, UsageRollupLate
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
+MINUTE_MS = 60_000
 
 
 def const(value: int) -> sa.ColumnElement:
@@ -68,6 +69,7 @@ def live_key(group_by: str | None) -> sa.ColumnElement | None:
         None: None,
         "day": (Response.timestamp // const(DAY_MS)) * const(DAY_MS),
         "hour": (Response.timestamp // const(HOUR_MS)) * const(HOUR_MS),
+        "minute": (Response.timestamp // const(MINUTE_MS)) * const(MINUTE_MS),
         "model": Request.model,
         "provider": Request.provider,
         "session": Request.session_id,
