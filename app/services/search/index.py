@@ -24,6 +24,7 @@ from app.services.search.text import document
 
 BATCH = 100
 WRITE_CHUNK = 25  # docs per write transaction: SQLite's writers (the hot path) wait meanwhile
+REINDEX_BATCH = 2000
 # PostgreSQL may commit ids out of order: each pass looks this many responses behind its mark.
 PG_SLACK = 500
 _LOCK_KEY = zlib.crc32(b"provider-router search indexer")
@@ -46,7 +47,9 @@ def start_mark(engine: Engine) -> int:
         return connection.scalar(sa.select(Response.id).where(Response.request_id == newest)) or 0
 
 
-def index_batch(engine: Engine, *, after: int, limit: int = BATCH) -> tuple[int, int] | None:
+def index_batch(
+    engine: Engine, *, after: int, limit: int = BATCH, write_chunk: int = WRITE_CHUNK
+) -> tuple[int, int] | None:
     """Index up to ``limit`` calls answered after response id ``after``: ``(indexed, new mark)``.
 
     None when another process holds the indexer's lock (it does the work meanwhile).
@@ -70,9 +73,9 @@ def index_batch(engine: Engine, *, after: int, limit: int = BATCH) -> tuple[int,
                 .where(Request.id.in_([row.request_id for row in pending]))
             ).all()
         docs = [{"request_id": row.id, "body": document(row.openai_request, row.openai_response)} for row in bodies]
-        for start in range(0, len(docs), WRITE_CHUNK):
+        for start in range(0, len(docs), write_chunk):
             with engine.begin() as connection:
-                _insert(connection, docs[start:start + WRITE_CHUNK])
+                _insert(connection, docs[start:start + write_chunk])
     return len(docs), max(after, pending[-1].id)
 
 
@@ -111,10 +114,14 @@ def _exclusive(engine: Engine):
 
 
 def reindex(engine: Engine, *, progress: Callable[[int], None] = lambda _n: None) -> int:
-    """Index every answered call not indexed yet, oldest first; ``progress(n)`` after each batch."""
+    """Index every answered call not indexed yet, oldest first; ``progress(n)`` after each batch.
+
+    Batches are large here (a bulk job: FTS5 writes far fewer, larger segments), unlike the
+    background indexer's, which keep SQLite's write lock for a few milliseconds at most.
+    """
     total, mark = 0, 0
     while True:
-        done = index_batch(engine, after=mark, limit=BATCH * 10)
+        done = index_batch(engine, after=mark, limit=REINDEX_BATCH, write_chunk=REINDEX_BATCH)
         if done is None:
             raise RuntimeError("another indexer holds the search index's lock; try again when it is done")
         count, mark = done

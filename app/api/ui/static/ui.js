@@ -11,11 +11,21 @@
 
   var COLORS = ["#2f6fb2", "#2e7d4f", "#b3261e", "#a66300", "#7b4fb2", "#1f8a8a", "#b24f8d", "#6b7075"];
 
+  function compact(value) {
+    if (value == null) { return ""; }
+    var size = Math.abs(value);
+    if (size >= 1e9) { return (value / 1e9).toFixed(1).replace(/\.0$/, "") + "G"; }
+    if (size >= 1e6) { return (value / 1e6).toFixed(1).replace(/\.0$/, "") + "M"; }
+    if (size >= 1e4) { return (value / 1e3).toFixed(0) + "k"; }
+    return String(Math.round(value * 100) / 100);
+  }
+
   function chart(el, opts, data) {
     el.textContent = "";
     if (!data[0].length) { el.textContent = "No calls in this range."; el.classList.add("muted"); return; }
     var width = Math.max(el.clientWidth || 0, 300);
-    new uPlot(Object.assign({ width: width, height: 200, legend: { live: false } }, opts), data, el);
+    var axes = [{}, { size: 56, values: function (u, splits) { return splits.map(compact); } }];
+    new uPlot(Object.assign({ width: width, height: 200, legend: { live: false }, axes: axes }, opts), data, el);
   }
 
   function charts(root) {
