@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import time
 import zlib
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from app.services.search.text import document
 BATCH = 100
 WRITE_CHUNK = 25  # docs per write transaction: SQLite's writers (the hot path) wait meanwhile
 REINDEX_BATCH = 2000
+LOCKED_RETRIES, LOCKED_PAUSE_S = 50, 0.02  # SQLite's write lock, held by the hot path's commits
 # PostgreSQL may commit ids out of order: each pass looks this many responses behind its mark.
 PG_SLACK = 500
 _LOCK_KEY = zlib.crc32(b"provider-router search indexer")
@@ -74,14 +76,22 @@ def index_batch(
             ).all()
         docs = [{"request_id": row.id, "body": document(row.openai_request, row.openai_response)} for row in bodies]
         for start in range(0, len(docs), write_chunk):
-            with engine.begin() as connection:
-                _insert(connection, docs[start:start + write_chunk])
+            _insert(engine, docs[start:start + write_chunk])
     return len(docs), max(after, pending[-1].id)
 
 
-def _insert(connection: Connection, docs: list[dict]) -> None:
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    connection.execute(dialect.insert(SearchDoc).on_conflict_do_nothing(), docs)
+def _insert(engine: Engine, docs: list[dict]) -> None:
+    """Write docs in one short transaction; a busy SQLite is tried again a few times, briefly."""
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    for attempt in range(LOCKED_RETRIES + 1):
+        try:
+            with engine.begin() as connection:
+                connection.execute(dialect.insert(SearchDoc).on_conflict_do_nothing(), docs)
+            return
+        except sa.exc.OperationalError as exc:
+            if "locked" not in str(exc.orig) or attempt == LOCKED_RETRIES:
+                raise
+            time.sleep(LOCKED_PAUSE_S)  # a greenlet under gevent: the worker serves meanwhile
 
 
 @contextmanager

@@ -14,7 +14,7 @@ def test_every_vendored_file_matches_its_recorded_sha256_and_has_a_licence():
     entries = [line.split() for line in (VENDOR / "VERSIONS").read_text().splitlines()
                if line.strip() and not line.startswith("#")]
     assert {entry[0] for entry in entries} == {p.name for p in VENDOR.iterdir() if p.suffix in (".js", ".css")}
-    for name, package, version, licence, sha256 in entries:
+    for name, _package, version, licence, sha256 in entries:
         assert hashlib.sha256((VENDOR / name).read_bytes()).hexdigest() == sha256, name
         stem = Path(name).name.split("-")[0] + "-" + version
         assert (VENDOR / f"{stem}.LICENSE").exists(), (name, licence)

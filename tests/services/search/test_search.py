@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import sqlalchemy as sa
 
@@ -155,3 +157,32 @@ def test_the_model_filter_takes_the_name_the_client_sent(db_session):
     page = list_requests(db_session, filters=Filters(model="alpha"), page=PageRequest())
     assert {r.id for r in page.items} == {routed.id, other.id}
     assert db_session.get(Request, other.id) is not None
+
+
+def test_one_indexer_works_at_a_time(db_session, database_url):
+    s = make_session(db_session, "s5", created_at=T0)
+    make_call(db_session, s, timestamp=T0)
+    db_session.commit()
+    engine = get_engine(database_url)
+    with index._exclusive(engine) as held:
+        assert held
+        assert index.index_batch(engine, after=0) is None  # another holds the lock: its turn
+        assert SearchIndexer(database_url).run_once() == 0
+    assert SearchIndexer(database_url).run_once() == 1
+
+
+def test_the_background_loop_indexes_new_calls_and_stops(db_session, database_url):
+    indexer = SearchIndexer(database_url, interval_s=0.05)
+    indexer.start()
+    try:
+        s = make_session(db_session, "s6", created_at=T0)
+        request = make_call(db_session, s, timestamp=T0)
+        request.openai_request = {"messages": [{"role": "user", "content": "written while it runs"}]}
+        db_session.commit()
+        deadline = time.monotonic() + 10
+        while not found(db_session, "while it runs") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert found(db_session, "while it runs") == {request.id}
+    finally:
+        indexer.stop()
+    assert indexer._thread is None
