@@ -32,7 +32,13 @@ def duration(ms: Any) -> str:
     if ms is None:
         return "-"
     ms = float(ms)
-    return f"{ms:,.0f} ms" if ms < 10_000 else f"{ms / 1000:,.1f} s"
+    if ms < 10_000:
+        return f"{ms:,.0f} ms"
+    if ms < 120_000:
+        return f"{ms / 1000:,.1f} s"
+    if ms < 7_200_000:
+        return f"{ms / 60_000:,.0f} min"
+    return f"{ms / 3_600_000:,.1f} h"
 
 
 def percent(ratio: float | None) -> str:

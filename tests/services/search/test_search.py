@@ -186,3 +186,20 @@ def test_the_background_loop_indexes_new_calls_and_stops(db_session, database_ur
     finally:
         indexer.stop()
     assert indexer._thread is None
+
+
+@pytest.mark.postgres
+def test_without_pg_trgm_searches_still_answer_and_accelerate_restores_the_index(db_session, calls, database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's pg_trgm fallback")
+    engine = get_engine(database_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP INDEX ix_search_docs_body_trgm")
+    try:
+        assert index.state(engine).accelerated is False
+        assert found(db_session, "invoice overdue march") == {calls["split"]}
+        assert found(db_session, "你好世界") == {calls["chinese"]}
+    finally:
+        index.accelerate(engine)
+    assert index.state(engine).accelerated is True
+    assert found(db_session, "invoice overdue march") == {calls["split"]}
