@@ -31,6 +31,8 @@ class SearchQuery:
     """The folded terms of a query; each must appear somewhere in a call's text."""
 
     terms: tuple[str, ...]
+    # Many calls match (a common word): check each row of a page instead of listing every match.
+    many: bool = False
 
     @property
     def indexed(self) -> tuple[str, ...]:
@@ -64,7 +66,8 @@ class contains(sa.ColumnElement):  # noqa: N801 - reads like the SQL it stands f
     """``column IN (the ids of the calls whose text holds every term)``, compiled per engine."""
 
     inherit_cache = False  # the terms are part of the SQL's shape
-    type = sa.Boolean()
+    # Not Boolean: SQLite (no native booleans) would get "... IN (...) = 1", which no index serves.
+    type = sa.types.NullType()
 
     def __init__(self, column: sa.ColumnElement, query: SearchQuery) -> None:
         self.column = column
@@ -104,11 +107,34 @@ def like_ids(query: SearchQuery) -> sa.Select:
     return sa.select(SearchDoc.request_id).where(*(_like(term) for term in query.terms))
 
 
+def sqlite_row_matches(query: SearchQuery, column: Any) -> sa.ColumnElement:
+    """One row's check, for a page walked in order: its text read by key (cheaper than the index per row)."""
+    return sa.exists(sa.select(sa.literal(1)).where(
+        SearchDoc.request_id == column, *(_in_text(term) for term in query.terms)
+    ))
+
+
+def like_row_matches(query: SearchQuery, column: Any) -> sa.ColumnElement:
+    return sa.exists(sa.select(sa.literal(1)).where(
+        SearchDoc.request_id == column, *(_like(term) for term in query.terms)
+    ))
+
+
+def count_matches(query: SearchQuery, *, dialect: str, cap: int) -> sa.Select:
+    """How many calls match, counting no further than ``cap`` (cheap even for a word every call holds)."""
+    ids = sqlite_ids(query) if dialect == "sqlite" else like_ids(query)
+    return sa.select(sa.func.count()).select_from(ids.limit(cap).subquery())
+
+
 @compiles(contains, "sqlite")
 def _sqlite(element: contains, compiler, **kw: Any) -> str:
-    return compiler.process(element.column.in_(sqlite_ids(element.query)), **kw)
+    query, column = element.query, element.column
+    condition = sqlite_row_matches(query, column) if query.many else column.in_(sqlite_ids(query))
+    return compiler.process(condition, **kw)
 
 
 @compiles(contains)
 def _other(element: contains, compiler, **kw: Any) -> str:
-    return compiler.process(element.column.in_(like_ids(element.query)), **kw)
+    query, column = element.query, element.column
+    condition = like_row_matches(query, column) if query.many else column.in_(like_ids(query))
+    return compiler.process(condition, **kw)
