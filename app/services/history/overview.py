@@ -67,7 +67,10 @@ def time_range(
     if name is not None:
         if name not in RANGES:
             raise ValueError(f"unknown range {name!r}")
-        start_ms, end_ms = now - RANGES[name] + 1, now
+        # Whole buckets up to the current one: the last 7 days are today and the 6 days before,
+        # so that past days come whole from the rollups.
+        width = next(w for _, w, most in BUCKETS if most is None or RANGES[name] <= most)
+        start_ms, end_ms = now // width * width - RANGES[name] + width, now
     if start_ms is None or end_ms is None or end_ms < start_ms:
         raise ValueError("a custom range needs a start before its end")
     span = end_ms - start_ms + 1
@@ -85,13 +88,9 @@ def overview(db: Session, *, span: TimeRange, prices: Mapping[str, ModelPrice], 
     previous = usage_report(
         db, filters=UsageFilters(start_ms=before.start_ms, end_ms=before.end_ms), prices=prices, now=now
     )
-    models = usage_report(db, filters=filters, group_by="model", prices=prices, limit=TOP, latency=False, now=now)
-    providers = usage_report(
-        db, filters=filters, group_by="provider", prices=prices, limit=TOP, latency=False, now=now
-    )
     return Overview(
         range=span, totals=report.totals, previous=previous.totals, series=list(reversed(report.groups)),
-        models=models.groups, providers=providers.groups, sessions=top_sessions(db, span),
+        models=report.by_model[:TOP], providers=report.by_provider[:TOP], sessions=top_sessions(db, span),
         unpriced_models=report.unpriced_models,
     )
 

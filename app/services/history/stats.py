@@ -77,6 +77,9 @@ class UsageReport:
     groups: list[UsageGroup]
     has_more: bool
     unpriced_models: list[str]
+    # The same cells by model and by provider, busiest first: a report by time also gives its top lists.
+    by_model: list[UsageGroup] = field(default_factory=list)
+    by_provider: list[UsageGroup] = field(default_factory=list)
 
 
 def bucket_value(bucket: int | None) -> int | None:
@@ -193,10 +196,10 @@ def usage_report(
         for kind, sources in histograms.items():
             sources.append(usage_sql.live_histogram(
                 filters, group_by=group_by, lo=span_lo, hi=span_hi, kind=kind))
-    totals, groups = _fold(cells, prices)
+    totals, groups, dimensions = _fold(cells, prices)
     if spans and latency:
         for kind, points in (("duration", _LATENCY_POINTS), ("ttft", _TTFT_POINTS)):
-            for row in db.execute(usage_sql.percentiles(histograms[kind], points)):
+            for row in usage_sql.percentiles(db, histograms[kind], points):
                 metrics = totals if row.total else groups.get(row.key)
                 if metrics is not None:
                     target = metrics.latency_ms if kind == "duration" else metrics.ttft_ms
@@ -206,19 +209,25 @@ def usage_report(
         group_by=group_by, start_ms=filters.start_ms, end_ms=filters.end_ms, totals=totals,
         groups=ordered[:limit] if group_by else [], has_more=len(ordered) > limit,
         unpriced_models=sorted(totals.unpriced_models),
+        by_model=_order(dimensions["model"], "model"), by_provider=_order(dimensions["provider"], "provider"),
     )
 
 
-def _fold(cells: Iterable[Any], prices: Mapping[str, ModelPrice]) -> tuple[Metrics, dict[Any, UsageGroup]]:
-    """Add up the cells per key and overall, pricing each model's tokens."""
+def _fold(
+    cells: Iterable[Any], prices: Mapping[str, ModelPrice]
+) -> tuple[Metrics, dict[Any, UsageGroup], dict[str, dict[str, UsageGroup]]]:
+    """Add up the cells per key, per model, per provider and overall, pricing each model's tokens."""
     totals = Metrics()
     groups: dict[Any, UsageGroup] = {}
+    dimensions: dict[str, dict[str, UsageGroup]] = {"model": {}, "provider": {}}
     for cell in cells:
         price = price_of(prices, provider=cell.provider, model=cell.model)
         group = groups.setdefault(cell.key, UsageGroup())
         name = f"{cell.provider}/{cell.model}"
         group.tokens_by_model[name] = group.tokens_by_model.get(name, 0) + int(cell.total_tokens)
-        for metrics in (totals, group):
+        by_model = dimensions["model"].setdefault(cell.model, UsageGroup())
+        by_provider = dimensions["provider"].setdefault(cell.provider, UsageGroup())
+        for metrics in (totals, group, by_model, by_provider):
             for name in ("requests", "errors", "incomplete", "prompt_tokens", "completion_tokens",
                          "total_tokens", "usage_estimated", "durations", "duration_ms_sum"):
                 setattr(metrics, name, getattr(metrics, name) + int(getattr(cell, name)))
@@ -228,7 +237,7 @@ def _fold(cells: Iterable[Any], prices: Mapping[str, ModelPrice]) -> tuple[Metri
                 metrics.estimated_cost_usd += (
                     int(cell.prompt_tokens) * price.prompt + int(cell.completion_tokens) * price.completion
                 ) / 1_000_000
-    return totals, groups
+    return totals, groups, dimensions
 
 
 def _order(groups: dict[Any, UsageGroup], group_by: str | None) -> list[UsageGroup]:
