@@ -22,6 +22,7 @@ from app.services.history.usage_sql import DAY_MS, HOUR_MS, MINUTE_MS, UsageFilt
 RANGES = {"1h": HOUR_MS, "24h": DAY_MS, "7d": 7 * DAY_MS, "30d": 30 * DAY_MS}
 BUCKETS = (("minute", MINUTE_MS, 6 * HOUR_MS), ("hour", HOUR_MS, 3 * DAY_MS), ("day", DAY_MS, None))
 TOP = 5
+RECHECK_S = 60  # rollups checked against the live history at most once a minute per range
 MAX_SPAN_MS = 400 * DAY_MS
 
 
@@ -83,10 +84,13 @@ def time_range(
 def overview(db: Session, *, span: TimeRange, prices: Mapping[str, ModelPrice], now: int) -> Overview:
     """Tiles, series and top lists of ``span``; the same measures of the period just before it."""
     filters = UsageFilters(start_ms=span.start_ms, end_ms=span.end_ms)
-    report = usage_report(db, filters=filters, group_by=span.bucket, prices=prices, limit=10_000, now=now)
+    report = usage_report(
+        db, filters=filters, group_by=span.bucket, prices=prices, limit=10_000, now=now, recheck_s=RECHECK_S
+    )
     before = span.previous()
     previous = usage_report(
-        db, filters=UsageFilters(start_ms=before.start_ms, end_ms=before.end_ms), prices=prices, now=now
+        db, filters=UsageFilters(start_ms=before.start_ms, end_ms=before.end_ms), prices=prices, now=now,
+        recheck_s=RECHECK_S,
     )
     return Overview(
         range=span, totals=report.totals, previous=previous.totals, series=list(reversed(report.groups)),

@@ -163,10 +163,13 @@ def usage_report(
     limit: int = 100,
     now: int | None = None,
     latency: bool = True,
+    recheck_s: float = 0,
 ) -> UsageReport:
     """Totals and groups over the responses that match; whole past days come from the rollups.
 
     Groups are newest first for ``day``/``hour``, busiest first otherwise; at most ``limit``.
+    ``recheck_s``: trust rollups this process checked against the history that recently (the
+    dashboard's refreshes); 0, the default, checks every time.
     """
     now = now_ms() if now is None else now
     cells: list[Any] = []
@@ -181,7 +184,9 @@ def usage_report(
         lo = max(lo or 0, rollups.day_of(oldest))
         first, end = rollups.closed_days(lo, min(now, past_end or now) - 1, now=now)
         if end > first:
-            rollups.ensure(db.get_bind(), first, end, from_oldest=lo <= rollups.day_of(oldest))
+            rollups.ensure(
+                db.get_bind(), first, end, from_oldest=lo <= rollups.day_of(oldest), recheck_s=recheck_s
+            )
             cells += db.execute(
                 usage_sql.rollup_cells(filters, group_by=group_by, first_day=first, end_day=end)
             )
@@ -199,7 +204,7 @@ def usage_report(
     totals, groups, dimensions = _fold(cells, prices)
     if spans and latency:
         for kind, points in (("duration", _LATENCY_POINTS), ("ttft", _TTFT_POINTS)):
-            for row in usage_sql.percentiles(db, histograms[kind], points):
+            for row in usage_sql.percentiles(db, histograms[kind], points, grouped=group_by is not None):
                 metrics = totals if row.total else groups.get(row.key)
                 if metrics is not None:
                     target = metrics.latency_ms if kind == "duration" else metrics.ttft_ms

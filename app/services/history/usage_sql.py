@@ -189,7 +189,9 @@ class Percentiles:
         raise AttributeError(name)
 
 
-def percentiles(db, histograms: list[sa.Select], points: tuple[int, ...]) -> list[Percentiles]:
+def percentiles(
+    db, histograms: list[sa.Select], points: tuple[int, ...], *, grouped: bool = True
+) -> list[Percentiles]:
     """Nearest-rank percentiles of merged histograms, per key and over all keys.
 
     Each percentile is the lowest bucket whose running count reaches ``ceil(N * n / 100)``, i.e.
@@ -198,9 +200,12 @@ def percentiles(db, histograms: list[sa.Select], points: tuple[int, ...]) -> lis
     window functions took 60-80 ms over them, reading them takes a fraction of that.
     """
     merged = sa.union_all(*histograms) if len(histograms) > 1 else histograms[0]
+    if not grouped:  # summed per bucket in SQL: ungrouped, a month of rollups is a row per day and bucket
+        union = merged.subquery("h")
+        merged = sa.select(sa.null(), union.c.bucket, sa.func.sum(union.c["count"])).group_by(union.c.bucket)
     by_key: dict[object, dict[int, int]] = {}
     overall: dict[int, int] = {}
-    for key, slot, count in db.execute(merged):
+    for key, slot, count in db.execute(merged).all():
         counts = by_key.setdefault(key, {})
         counts[slot] = counts.get(slot, 0) + int(count)
         overall[slot] = overall.get(slot, 0) + int(count)
