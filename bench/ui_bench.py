@@ -18,7 +18,6 @@ import os
 import sqlite3
 import statistics
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -95,7 +94,9 @@ def pages(path: Path, repeat: int) -> list[tuple[str, str, float, float]]:
     settings = Settings.from_env({"DATABASE_URL": f"sqlite:///{path}", "LOG_LEVEL": "ERROR", "SEARCH_INDEXER": "false"})
     client = create_app(settings).test_client()
     with sqlite3.connect(path) as connection:
-        newest, session = connection.execute("SELECT id, session_id FROM requests ORDER BY id DESC LIMIT 1").fetchone()
+        newest, session = connection.execute(
+            "SELECT id, session_id FROM requests WHERE request_id NOT LIKE 'lag-%' ORDER BY id DESC LIMIT 1"
+        ).fetchone()
         busy = connection.execute("SELECT id FROM sessions ORDER BY message_count DESC LIMIT 1").fetchone()[0]
     deep = client.get("/v1/requests?limit=1&offset=900000").get_json()["data"][0]
     cases = [
@@ -134,6 +135,7 @@ def indexer_lag(path: Path, samples: int = 10) -> list[float]:
     lags = []
     try:
         with sqlite3.connect(path) as connection:
+            connection.execute("PRAGMA foreign_keys=ON")  # the probes' deletion cascades, as the gateway's does
             base = connection.execute("SELECT max(id) FROM requests").fetchone()[0]
             for n in range(1, samples + 1):
                 word = f"lagprobe{os.getpid()}x{n}"
@@ -158,7 +160,9 @@ def indexer_lag(path: Path, samples: int = 10) -> list[float]:
                 ).fetchone():
                     time.sleep(0.02)
                 lags.append(time.perf_counter() - written)
-                time.sleep(threading.current_thread() and 0.3)
+                time.sleep(0.3)
+            with connection:  # the probes leave the database as they found it
+                connection.execute("DELETE FROM requests WHERE request_id LIKE 'lag-%'")
     finally:
         indexer.stop()
     return lags
