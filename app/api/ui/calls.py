@@ -19,6 +19,7 @@ from app.extensions import gateway
 from app.schemas.history import RequestListArgs
 from app.services.history import calls as call_views
 from app.services.history import export, records
+from app.services.history.matching import SEARCH_COUNT_CAP
 from app.services.history.paging import Cursor, PageRequest
 
 FILTERS = (
@@ -57,6 +58,7 @@ def calls():
     return render_template(
         "ui/calls.html", rows=_rows(page.items), page=page, args=args, live=request.args.get("live") == "1",
         next_cursor=page.next_cursor.encode() if page.next_cursor else None, paged="after" in paging,
+        count_cap=SEARCH_COUNT_CAP,
     )
 
 

@@ -203,3 +203,24 @@ def test_without_pg_trgm_searches_still_answer_and_accelerate_restores_the_index
         index.accelerate(engine)
     assert index.state(engine).accelerated is True
     assert found(db_session, "invoice overdue march") == {calls["split"]}
+
+
+def test_a_search_matching_many_calls_checks_rows_in_order_and_caps_its_total(db_session, database_url, monkeypatch):
+    monkeypatch.setattr("app.services.history.matching.SEARCH_COUNT_CAP", 3)
+    s = make_session(db_session, "s7", created_at=T0)
+    ids = []
+    for n in range(6):
+        ids.append(_call(db_session, s, 10 + n, [{"role": "user", "content": f"common word {n} ok"}]))
+    errored = make_call(db_session, s, timestamp=T0 + 30, status="error")
+    errored.openai_request = {"messages": [{"role": "user", "content": "common word, failed"}]}
+    db_session.commit()
+    SearchIndexer(database_url).run_once()
+    page = list_requests(db_session, filters=Filters(search=parse("common word")), page=PageRequest(limit=2))
+    assert page.total == 4  # more than 3
+    assert [r.id for r in page.items] == [errored.id, ids[5]]
+    nxt = list_requests(db_session, filters=Filters(search=parse("common word")),
+                        page=PageRequest(limit=10, after=page.next_cursor))
+    assert [r.id for r in nxt.items] == ids[::-1][1:]
+    failed = list_requests(db_session, filters=Filters(search=parse("common"), status="error"), page=PageRequest())
+    assert [r.id for r in failed.items] == [errored.id]
+    assert list_requests(db_session, filters=Filters(search=parse("word 3")), page=PageRequest()).total == 1
