@@ -156,7 +156,7 @@ def indexer_lag(path: Path, samples: int = 10) -> list[float]:
                     )
                 written = time.perf_counter()
                 while not connection.execute(
-                    "SELECT 1 FROM search_fts WHERE search_fts MATCH ?", (f'"{word}"',)
+                    "SELECT 1 FROM search_docs WHERE request_id = ? AND instr(body, ?)", (request_id, word)
                 ).fetchone():
                     time.sleep(0.02)
                 lags.append(time.perf_counter() - written)

@@ -3,8 +3,7 @@
 search_docs holds the text extracted from a call's messages and answer (case-folded), one
 row per request, written by the background indexer, never by the hot path. SQLite gets an
 FTS5 table with the trigram tokenizer over it (external content, kept in step by triggers on
-search_docs only, no positions: candidates are confirmed in the text); PostgreSQL a pg_trgm GIN
-index. Creating pg_trgm needs a privilege: where
+search_docs only); PostgreSQL a pg_trgm GIN index. Creating pg_trgm needs a privilege: where
 it fails, the migration goes on without the index and searches read every row (same answers,
 slower); `CREATE EXTENSION pg_trgm` by a superuser and `provider-cli search accelerate` add it later.
 
@@ -32,10 +31,8 @@ depends_on = None
 log = logging.getLogger("alembic.runtime.migration")
 
 SQLITE_FTS = (
-    # detail=none: which calls hold a trigram, not where; a match is confirmed in the text itself.
-    # It keeps the index ~5x smaller and each insert ~45 % cheaper than positions would.
     "CREATE VIRTUAL TABLE search_fts USING fts5(body, content='search_docs', content_rowid='request_id', "
-    "tokenize='trigram case_sensitive 1', detail=none)",
+    "tokenize='trigram case_sensitive 1')",
     "CREATE TRIGGER search_docs_ai AFTER INSERT ON search_docs BEGIN "
     "INSERT INTO search_fts(rowid, body) VALUES (new.request_id, new.body); END",
     "CREATE TRIGGER search_docs_ad AFTER DELETE ON search_docs BEGIN "

@@ -2,10 +2,9 @@
 
 ``alpha beta`` finds calls holding both words anywhere (in different messages too); ``"alpha
 beta"`` the exact phrase. Matching is by substring, case- and width-insensitive, in any script.
-Terms of 3+ characters are looked up in the trigram index (SQLite FTS5, PostgreSQL pg_trgm) and
-every candidate is confirmed in its text (SQLite's index keeps no positions); shorter terms (two
-Chinese characters, "ok") are checked in the text of the calls the longer terms found, or of
-every call when the query has no longer term (slower on a large history).
+Terms of 3+ characters are looked up in the trigram index (SQLite FTS5, PostgreSQL pg_trgm);
+shorter ones (two Chinese characters, "ok") are checked in the text of the calls the longer
+terms found, or of every call when the query has no longer term (slower on a large history).
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from app.services.search.text import fold
 MAX_QUERY_CHARS = 500
 MAX_TERMS = 16
 TRIGRAM = 3  # characters a term needs for the trigram index to find it
-MAX_TRIGRAMS = 16  # of one term, looked up in the index; the text check does the rest
 _TERM = re.compile(r'"([^"]*)"?|(\S+)')
 _fts = sa.table("search_fts", sa.column("rowid"))
 
@@ -85,29 +83,23 @@ def _like(term: str) -> sa.ColumnElement:
     return SearchDoc.body.like(f"%{escaped}%", escape="\\")
 
 
-def trigrams(term: str) -> list[str]:
-    """The term's distinct trigrams, at most MAX_TRIGRAMS of them spread along it (enough to narrow)."""
-    grams = list(dict.fromkeys(term[i:i + TRIGRAM] for i in range(len(term) - TRIGRAM + 1)))
-    if len(grams) <= MAX_TRIGRAMS:
-        return grams
-    step = (len(grams) - 1) / (MAX_TRIGRAMS - 1)
-    return [grams[round(i * step)] for i in range(MAX_TRIGRAMS)]
-
-
 def fts_expression(terms: tuple[str, ...]) -> str:
-    """An FTS5 query for calls holding every trigram of every term (the index has no positions)."""
-    grams = dict.fromkeys(gram for term in terms for gram in trigrams(term))
-    return " AND ".join('"' + gram.replace('"', '""') + '"' for gram in grams)
+    """An FTS5 query: each term a quoted string (a substring, with the trigram tokenizer), all ANDed."""
+    return " AND ".join('"' + term.replace('"', '""') + '"' for term in terms)
 
 
 def sqlite_ids(query: SearchQuery) -> sa.Select:
-    """The matching ids on SQLite: candidates from the FTS5 trigram table, confirmed in their text."""
-    select = sa.select(SearchDoc.request_id)
+    """The matching ids on SQLite: the FTS5 trigram table, then a check of the short terms."""
     if query.indexed:
-        select = select.where(SearchDoc.request_id.in_(sa.select(_fts.c.rowid).where(
+        hits = sa.select(_fts.c.rowid).where(
             sa.literal_column("search_fts").op("MATCH")(sa.literal(fts_expression(query.indexed)))
-        )))
-    return select.where(*(_in_text(term) for term in query.terms))
+        )
+        if not query.short:
+            return hits
+        select = sa.select(SearchDoc.request_id).where(SearchDoc.request_id.in_(hits))
+    else:
+        select = sa.select(SearchDoc.request_id)
+    return select.where(*(_in_text(term) for term in query.short))
 
 
 def like_ids(query: SearchQuery) -> sa.Select:
