@@ -8,6 +8,7 @@ from alembic import context
 from app.config import Settings
 from app.db import create_engine
 from app.models import Base
+from app.models.search import include_name
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):
@@ -57,6 +58,7 @@ def _run(connection) -> None:
             # SQLite cannot ALTER most things: batch mode copies the table instead.
             render_as_batch=sqlite,
             compare_type=True,
+            include_name=include_name,
         )
         with context.begin_transaction():
             context.run_migrations()

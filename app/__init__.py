@@ -17,6 +17,7 @@ from app.services.admin.health import HealthMonitor
 from app.services.admin.live_registry import LiveRegistry
 from app.services.audit.log import AuditLog
 from app.services.proxy.chat import ChatService
+from app.services.search.indexer import SearchIndexer
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +40,15 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def register_extensions(app: Flask, settings: Settings) -> None:
     audit = None
+    indexer = None
     registry: ProviderSource
     if settings.enable_persistence:
         ensure_schema(settings.database_url)
         audit = AuditLog.for_settings(settings)
         # Providers and the active one live in the database; a change reaches every worker.
         registry = LiveRegistry.for_url(settings.database_url, settings=settings)
+        if settings.search_indexer:
+            indexer = SearchIndexer(settings.database_url)  # started with the worker's other background loops
     else:
         log.warning("ENABLE_PERSISTENCE=false: chat calls are NOT being recorded")
         # No database at all: the providers of the environment, fixed until restart.
@@ -52,6 +56,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     app.extensions["gateway"] = Gateway(
         settings=settings, registry=registry, health=HealthMonitor(),
         chat=ChatService(registry=registry, audit=audit, request_timeout_s=settings.request_timeout_s),
+        indexer=indexer,
     )
 
 
@@ -89,3 +94,7 @@ def register_history_api(app: Flask) -> None:
         log.warning("history API open to loopback clients only (ADMIN_API_KEY not set)")
     for module in (sessions, history, stats):
         api.register_blueprint(module.blp)
+    if settings.enable_persistence:
+        from app.api.ui import register_ui
+
+        register_ui(app)

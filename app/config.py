@@ -69,6 +69,10 @@ class Settings:
     log_level: str = "INFO"
     # Adds X-Gateway-Worker (the worker's pid) to chat answers: for tests and debugging only.
     expose_worker_pid: bool = False
+    # The background indexer of content search (off: calls are indexed by `provider-cli search reindex`).
+    search_indexer: bool = True
+    # Signs the dashboard's session cookie; derived from ADMIN_API_KEY when unset (see app/api/ui/auth.py).
+    ui_secret_key: str | None = field(default=None, repr=False)
     # Keyed by "provider/model" or bare "model"; models missing here are priced 0 and flagged.
     model_prices: Mapping[str, ModelPrice] = field(default_factory=dict, hash=False)
     # Where audit records wait when the database cannot take them (one directory per database).
@@ -125,6 +129,8 @@ class Settings:
             admin_api_key=env.get("ADMIN_API_KEY") or None,
             log_level=_log_level(env),
             expose_worker_pid=_bool(env, "EXPOSE_WORKER_PID", False),
+            search_indexer=_bool(env, "SEARCH_INDEXER", True),
+            ui_secret_key=env.get("UI_SECRET_KEY") or None,
             model_prices=_model_prices(env),
             audit_journal_dir=_journal_dir(env, database_url),
             audit_journal_max_bytes=_size(env, "AUDIT_JOURNAL_MAX_BYTES", 1 << 30),

@@ -12,6 +12,7 @@ from app.services.admin.health import HealthMonitor
 from app.services.admin.live_registry import LiveRegistry
 from app.services.audit.drainer import AuditDrainer
 from app.services.proxy.chat import ChatService
+from app.services.search.indexer import SearchIndexer
 
 
 @dataclass(slots=True, kw_only=True)
@@ -21,20 +22,25 @@ class Gateway:
     chat: ChatService
     health: HealthMonitor
     drainer: AuditDrainer | None = None
+    indexer: SearchIndexer | None = None  # content search's background indexer (SEARCH_INDEXER)
 
     def start_background(self) -> None:
         """Start the worker's background loops (gunicorn's post_worker_init): the provider watch, the audit
-        drainer and sweep."""
+        drainer and sweep, the search indexer."""
         if isinstance(self.registry, LiveRegistry):
             self.registry.watch()
         if self.chat.audit is not None and self.drainer is None:
             self.drainer = AuditDrainer(self.chat.audit, grace_ms=self.settings.audit_sweep_grace_ms)
             self.drainer.start()
+        if self.indexer is not None:
+            self.indexer.start()
 
     def stop_background(self) -> None:
         """At the worker's exit: write what is queued (to the journal if need be), replay, leave cleanly."""
         if isinstance(self.registry, LiveRegistry):
             self.registry.stop()
+        if self.indexer is not None:
+            self.indexer.stop()
         audit = self.chat.audit
         if audit is None:
             return

@@ -102,8 +102,9 @@ def make_settings(database_url: str, tmp_path) -> Callable[..., Settings]:
     """Settings on the test database (its audit journal in the test's own directory); keywords override fields."""
 
     def make(**overrides) -> Settings:
+        # No background indexer unless a test asks: search tests index with run_once, in step.
         base = Settings.from_env({
-            "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING",
+            "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING", "SEARCH_INDEXER": "false",
             "AUDIT_JOURNAL_DIR": str(tmp_path / "audit-journal"),
         })
         return dataclasses.replace(base, **overrides)
@@ -120,7 +121,7 @@ def settings(make_settings) -> Settings:
 def app(settings: Settings):
     app = create_app(settings)
     yield app
-    app.extensions["gateway"].stop_background()  # queued rows written, the journal closed
+    app.extensions["gateway"].stop_background()  # queued rows written, the journal closed, the indexer stopped
 
 
 @pytest.fixture

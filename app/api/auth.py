@@ -34,6 +34,11 @@ def require_admin() -> None:
         raise Unauthorized("Missing or wrong admin key: send Authorization: Bearer <ADMIN_API_KEY>.")
 
 
+def loopback_client() -> bool:
+    """Whether the current request comes from this host."""
+    return _loopback(request.remote_addr)
+
+
 def _loopback(address: str | None) -> bool:
     try:
         return address is not None and ipaddress.ip_address(address).is_loopback

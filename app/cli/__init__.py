@@ -12,6 +12,7 @@ from app.cli.history import history_command, sessions_group, show_command
 from app.cli.importer import import_command
 from app.cli.providers import list_command, providers_group, status_command, test_command
 from app.cli.prune import prune_command
+from app.cli.search import search_group
 from app.cli.settings import set_command
 from app.cli.stats import stats_command
 
@@ -27,6 +28,7 @@ def cli() -> None:
 for command in (
     status_command, set_command, list_command, test_command, providers_group, history_command, show_command,
     sessions_group, stats_command, export_command, prune_command, db_group, import_command, audit_group,
+    search_group,
 ):
     cli.add_command(command)
 cli.add_command(list_command, name="ls")

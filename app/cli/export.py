@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import sys
 from contextlib import nullcontext
-from typing import IO, Any
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.orm import Session
 
-from app.cli.common import iso, open_gateway, progress_wanted
+from app.cli.common import open_gateway, progress_wanted
 from app.cli.history import filter_options, make_filters
-from app.services.history.export import FLAT, export_rows
+from app.services.history.export import csv_lines, export_rows, jsonl_lines
 from app.services.history.records import count_requests
 
 
@@ -44,35 +42,16 @@ def export_command(fmt: str, output: str | None, **filters: Any) -> None:
     target = open(output, "w", newline="", encoding="utf-8") if output else nullcontext(sys.stdout)  # noqa: SIM115
     written = 0
     with target as out, _bar(show_bar, total) as advance:
-        write = _csv_writer(out) if fmt == "csv" else _jsonl_writer(out)
-        for row in export_rows(gateway.engine, filters=wanted, bodies=fmt == "jsonl"):
-            write(row)
+        rows = export_rows(gateway.engine, filters=wanted, bodies=fmt == "jsonl")
+        for line in csv_lines(rows) if fmt == "csv" else jsonl_lines(rows):
+            out.write(line)
             written += 1
             if written % 1000 == 0:
                 advance(1000)
         advance(written % 1000)
+    written -= fmt == "csv"  # the header line
     if output:
         click.echo(f"Exported {written} requests to {output}.", err=True)
-
-
-def _jsonl_writer(out: IO[str]):
-    def write(row: dict[str, Any]) -> None:
-        row["time"] = iso(row["timestamp"])
-        row["stream"] = bool(row["stream"])
-        out.write(json.dumps(row, separators=(",", ":"), default=str))
-        out.write("\n")
-
-    return write
-
-
-def _csv_writer(out: IO[str]):
-    writer = csv.writer(out)
-    writer.writerow(["time", *FLAT])
-
-    def write(row: dict[str, Any]) -> None:
-        writer.writerow([iso(row["timestamp"]), *(row[name] for name in FLAT)])
-
-    return write
 
 
 class _bar:  # noqa: N801 - used like a function in a with statement

@@ -21,6 +21,8 @@ from app.models import ChatSession, Request, now_ms
 from app.services.history.paging import MAX_LIMIT, PageRequest
 from app.services.history.records import Filters, get_request, list_requests, resolve_request_id
 from app.services.history.sessions import get_session, list_sessions, session_requests
+from app.services.search import query as search_query
+from app.services.search import text as call_text
 
 LIMIT = click.IntRange(1, MAX_LIMIT)
 AROUND = 3  # requests shown before and after the one `show` shows
@@ -34,15 +36,20 @@ def filter_options(function):
         click.option("--provider", help="Only this provider."),
         click.option("--status", type=click.Choice(["ok", "error", "incomplete"]), help="Only this outcome."),
         click.option("--since", help="Only since then: 30m, 2h, 7d, or an ISO time (UTC)."),
+        click.option("--search", help='Only calls whose messages or answer hold every word ("quotes": a phrase).'),
     )):
         function = option(function)
     return function
 
 
-def make_filters(*, session_id, model, provider, status, since) -> Filters:
+def make_filters(*, session_id, model, provider, status, since, search) -> Filters:
+    try:
+        query = None if search is None else search_query.parse(search)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--search") from None
     return Filters(
         session_id=session_id, model=model, provider=provider, status=status,
-        start_ms=parse_since(since, now_ms=now_ms()),
+        start_ms=parse_since(since, now_ms=now_ms()), search=query,
     )
 
 
@@ -57,6 +64,7 @@ def history_command(limit: int, as_json: bool, **filters: Any) -> None:
     Examples:
       provider-cli history -l 20 --status error --since 2h
       provider-cli history --model gpt-4o --provider openai --json
+      provider-cli history --search 'invoice "due date"'
     """
     gateway = open_gateway()
     with Session(gateway.engine) as db:
@@ -194,25 +202,15 @@ def summary(request: Request) -> dict[str, Any]:
 
 
 def text_of(content: Any) -> str:
-    """A message's content as text (parts joined)."""
-    if isinstance(content, list):
-        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-    return "" if content is None else str(content)
+    return call_text.text_of(content)
 
 
 def last_user_text(request: Request) -> str | None:
-    messages = (request.openai_request or {}).get("messages") or []
-    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
-    return text_of(users[-1].get("content")) if users else None
+    return call_text.last_user_text(request.openai_request)
 
 
 def reply_text(request: Request) -> str | None:
-    body = request.response.openai_response if request.response is not None else None
-    try:
-        choice = body["choices"][0]
-        return text_of((choice.get("message") or choice.get("delta") or {}).get("content"))
-    except (TypeError, KeyError, IndexError, AttributeError):
-        return None
+    return call_text.reply_text(request.response.openai_response if request.response is not None else None)
 
 
 def _session(session: ChatSession) -> dict[str, Any]:

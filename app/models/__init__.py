@@ -3,6 +3,7 @@
 from app.models.base import Base, JSONText, now_ms
 from app.models.history import RESPONSE_STATUSES, Attempt, AuditWorker, ChatSession, Request, Response
 from app.models.providers import ProviderRow
+from app.models.search import SearchDoc
 from app.models.settings import Setting
 from app.models.usage import UsageRollup, UsageRollupDay, UsageRollupDayLatency, UsageRollupLatency
 
@@ -16,6 +17,7 @@ __all__ = [
     "ProviderRow",
     "Request",
     "Response",
+    "SearchDoc",
     "Setting",
     "UsageRollup",
     "UsageRollupDay",

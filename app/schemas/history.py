@@ -22,6 +22,7 @@ from app.schemas.common import (
 from app.services.history.paging import PageRequest
 from app.services.history.records import RECORD_ID_PATTERN, Filters, parse_record_id
 from app.services.history.sessions import SessionDetail
+from app.services.search import query as search_query
 
 # Query arguments
 
@@ -52,6 +53,26 @@ class RecordIdField(ParsedText):
             raise ValidationError("Must be an integer id or a UUID.") from None
 
 
+class SearchField(ParsedText):
+    """A content search: words (all must appear) and "quoted phrases"."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            validate=[validate.Length(min=1, max=search_query.MAX_QUERY_CHARS), validate.Regexp(r"^[^\x00]+$")],
+            metadata={"error_code": "invalid_search", "description": (
+                "Content search in the messages and answer: every word must appear (in any message); "
+                "\"quotes\" for an exact phrase. Case-insensitive, any language."
+            )},
+            **kwargs,
+        )
+
+    def parse(self, text: str) -> search_query.SearchQuery:
+        try:
+            return search_query.parse(text)
+        except ValueError as exc:
+            raise ValidationError(f"Not a search: {exc}.") from None
+
+
 class _FilterArgs(PageArgsSchema, DateRangeMixin):
     session_id = FilterText()
     model = FilterText()
@@ -65,11 +86,15 @@ class _FilterArgs(PageArgsSchema, DateRangeMixin):
     include_bodies = Boolean(
         load_default=False, metadata={"description": "Include the JSON bodies in each row."}
     )
+    q = SearchField()
 
     def make(self, data: dict[str, Any], page: PageRequest) -> dict[str, Any]:
         bodies = data.pop("include_bodies")
         start, end = data.pop("start_date", None), data.pop("end_date", None)
-        return {"page": page, "bodies": bodies, "filters": Filters(start_ms=start, end_ms=end, **data)}
+        search = data.pop("q", None)
+        return {
+            "page": page, "bodies": bodies, "filters": Filters(start_ms=start, end_ms=end, search=search, **data),
+        }
 
 
 class RequestListArgs(_FilterArgs):

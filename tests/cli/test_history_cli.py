@@ -125,3 +125,26 @@ def test_sessions_show_is_a_transcript(run, calls):
 
 def test_sessions_show_a_missing_session(run, calls):
     assert failed(run("sessions", "show", "nope"), "No session with id 'nope'")
+
+
+def test_history_search_and_the_search_index_commands(run, db_session):
+    from app.models import Response
+    from tests.factories import make_call, make_session
+
+    session = make_session(db_session, "search-cli")
+    for n, text in enumerate(("Где мой заказ?", "where is my parcel")):
+        request = make_call(db_session, session, timestamp=1_767_225_600_000 + n)
+        request.openai_request = {"messages": [{"role": "user", "content": text}]}
+        db_session.flush()
+        assert db_session.query(Response).filter_by(request_id=request.id).one()
+    db_session.commit()
+    assert "0 of 2 calls indexed" in run("search", "status").output
+    reindexed = run("search", "reindex")
+    assert reindexed.exit_code == 0, reindexed.output
+    assert "Indexed 2 calls." in reindexed.output
+    found = run("history", "--search", "ЗАКАЗ", "--json")
+    assert found.exit_code == 0, found.output
+    assert '"total": 1' in found.output
+    assert run("history", "--search", '"parcel where"', "--json").output.count('"id"') == 0
+    bad = run("history", "--search", '""')
+    assert bad.exit_code == 2 and "--search" in bad.output

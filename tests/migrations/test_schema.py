@@ -10,11 +10,12 @@ from alembic.runtime.migration import MigrationContext
 from app import create_app, migrate
 from app.db import get_engine
 from app.models import Base
+from app.models.search import include_name
 
 
 def test_head_matches_the_models(database_url):
     with get_engine(database_url).connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(connection, opts={"compare_type": True, "include_name": include_name})
         assert compare_metadata(context, Base.metadata) == []
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -48,3 +52,31 @@ def export_rows(
         if len(rows) < batch_size:
             return
         last = rows[-1]["id"]
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def jsonl_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """One JSON object a line (with ``time`` in ISO 8601), as the CLI and the dashboard export them."""
+    for row in rows:
+        row["time"] = _iso(row["timestamp"])
+        row["stream"] = bool(row["stream"])
+        yield json.dumps(row, separators=(",", ":"), default=str) + "\n"
+
+
+def csv_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """A header, then one line a request: ``time`` and the FLAT columns."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def line(values: list[Any]) -> str:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(values)
+        return buffer.getvalue()
+
+    yield line(["time", *FLAT])
+    for row in rows:
+        yield line([_iso(row["timestamp"]), *(row[name] for name in FLAT)])

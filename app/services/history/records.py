@@ -16,8 +16,10 @@ from sqlalchemy.orm import Session, contains_eager, defer, joinedload
 from app.errors import NotFound
 from app.models import ChatSession, Request, Response
 from app.services.history import rollups
+from app.services.history.matching import model_matches, model_names, plan_filters, request_matches
 from app.services.history.paging import Page, PageRequest, fetch_page, unindexed
 from app.services.history.sessions import in_session
+from app.services.search.query import SearchQuery
 
 RecordId = int | str  # the integer id, or the record's UUID
 FEW_MATCHES = 20_000  # responses matching a filter, below which a page starts from their ids
@@ -45,6 +47,8 @@ class Filters:
     # Only for responses: the request they answer, and the original's has_error (status != ok).
     request_id: RecordId | None = None
     has_error: bool | None = None
+    # Content search: calls whose messages and answer hold every term.
+    search: SearchQuery | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,7 @@ def list_requests(
     db: Session, *, filters: Filters, page: PageRequest, bodies: bool = False
 ) -> Page[Request]:
     """Requests, newest first, each with a summary of its response."""
+    filters, capped_total = plan_filters(db, filters)
     request_where = _request_conditions(filters, dated=Request.timestamp)
     response_where = _response_conditions(filters)
     query = sa.select(Request).join(Request.response, isouter=not response_where)
@@ -110,8 +115,11 @@ def list_requests(
             query = query.where(unindexed(Request.id).in_(answered))
         else:
             query = query.where(*_response_conditions(filters, unindexed))
+    if capped_total is not None:  # each row's text checked last, after its cheaper filters
+        query = query.where(request_matches(filters.search))
+    count = _count_requests(filters) if capped_total is None else sa.select(sa.literal(capped_total))
     return fetch_page(
-        db, query, count=_count_requests(filters), kind="requests", sort=(Request.timestamp, Request.id),
+        db, query, count=count, kind="requests", sort=(Request.timestamp, Request.id),
         key=lambda r: (r.timestamp, r.id), page=page,
     )
 
@@ -124,10 +132,12 @@ def _count_requests(filters: Filters) -> sa.Select:
         return sa.select(sa.func.count()).select_from(Request).where(*request_where)
     if not request_where:
         return sa.select(sa.func.count()).select_from(Response).where(*response_where)
-    if not _request_conditions(replace(filters, model=None), dated=Request.timestamp):
+    if len(model_names(filters.model or "")) == 1 and not _request_conditions(
+        replace(filters, model=None), dated=Request.timestamp
+    ):
         # Model and outcome only: one range of the (status, model, ...) index counts them.
         return sa.select(sa.func.count()).select_from(Response).where(*_answered(filters))
-    if filters.session_id is not None:  # a handful of requests: check each one's response
+    if filters.session_id is not None or filters.search is not None:  # a handful: check each response
         return (
             sa.select(sa.func.count()).select_from(Request)
             .join(Response, Response.request_id == Request.id)
@@ -192,11 +202,14 @@ def list_responses(
     db: Session, *, filters: Filters, page: PageRequest, bodies: bool = False
 ) -> Page[Response]:
     """Responses, newest first."""
+    filters, capped_total = plan_filters(db, filters)
     where = [*_dates(filters, Response.timestamp)]
     if filters.session_id is not None:
         where.append(in_session(filters.session_id))
     if filters.request_id is not None:
         where.append(Response.request_id == _request_pk(filters.request_id))
+    if filters.search is not None:
+        where.append(request_matches(filters.search, Response.request_id))
     request_where = _request_conditions(
         Filters(model=filters.model, provider=filters.provider, stream=filters.stream), dated=None
     )
@@ -217,6 +230,8 @@ def list_responses(
         count = count.where((unindexed(Response.request_id) if own_filter else Response.request_id).in_(ids))
     if not bodies:
         query = query.options(defer(Response.openai_response), defer(Response.provider_response))
+    if capped_total is not None:
+        count = sa.select(sa.literal(capped_total))
     return fetch_page(
         db, query, count=count, kind="responses", sort=(Response.timestamp, Response.id),
         key=lambda r: (r.timestamp, r.id), page=page,
@@ -241,11 +256,17 @@ def _request_conditions(
 ) -> list[sa.ColumnElement]:
     where = []
     for attribute, value in (
-        (Request.session_id, filters.session_id), (Request.model, filters.model),
-        (Request.provider, filters.provider), (Request.stream, filters.stream),
+        (Request.session_id, filters.session_id), (Request.provider, filters.provider),
+        (Request.stream, filters.stream),
     ):
         if value is not None:
             where.append(column(attribute) == value)
+    if filters.model is not None:
+        where.append(model_matches(
+            filters.model, model_column=column(Request.model), provider_column=column(Request.provider)
+        ))
+    if filters.search is not None and not filters.search.many:  # many: list_requests adds it last
+        where.append(request_matches(filters.search))
     if dated is not None:
         where.extend(_dates(filters, dated))
     return where
@@ -270,7 +291,7 @@ def _answered(filters: Filters) -> list[sa.ColumnElement]:
     """The response conditions, narrowed by the model each response copies from its request."""
     where = _response_conditions(filters)
     if filters.model is not None:
-        where.append(Response.model == filters.model)
+        where.append(Response.model.in_(model_names(filters.model)))
     return where
 
 

@@ -20,7 +20,7 @@ GROUPINGS = ("model", "provider", "session", "day", "hour")
 _LATENCY_POINTS = (50, 95, 99)
 _TTFT_POINTS = (50,)
 _ROLLED_UP = (None, "day", "model", "provider")  # groupings the daily rollups can answer
-_TIME_GROUPS = ("day", "hour")
+_TIME_GROUPS = ("day", "hour", "minute")  # minute: for the dashboard, not the API
 
 
 def _no_points(points: tuple[int, ...]) -> dict[str, int | None]:
@@ -65,6 +65,7 @@ class UsageGroup(Metrics):
 
     key: str = ""
     start_ms: int | None = None  # for day and hour groups
+    tokens_by_model: dict[str, int] = field(default_factory=dict)  # "provider/model" -> total tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,9 @@ class UsageReport:
     groups: list[UsageGroup]
     has_more: bool
     unpriced_models: list[str]
+    # The same cells by model and by provider, busiest first: a report by time also gives its top lists.
+    by_model: list[UsageGroup] = field(default_factory=list)
+    by_provider: list[UsageGroup] = field(default_factory=list)
 
 
 def bucket_value(bucket: int | None) -> int | None:
@@ -159,10 +163,13 @@ def usage_report(
     limit: int = 100,
     now: int | None = None,
     latency: bool = True,
+    recheck_s: float = 0,
 ) -> UsageReport:
     """Totals and groups over the responses that match; whole past days come from the rollups.
 
     Groups are newest first for ``day``/``hour``, busiest first otherwise; at most ``limit``.
+    ``recheck_s``: trust rollups this process checked against the history that recently (the
+    dashboard's refreshes); 0, the default, checks every time.
     """
     now = now_ms() if now is None else now
     cells: list[Any] = []
@@ -177,7 +184,9 @@ def usage_report(
         lo = max(lo or 0, rollups.day_of(oldest))
         first, end = rollups.closed_days(lo, min(now, past_end or now) - 1, now=now)
         if end > first:
-            rollups.ensure(db.get_bind(), first, end, from_oldest=lo <= rollups.day_of(oldest))
+            rollups.ensure(
+                db.get_bind(), first, end, from_oldest=lo <= rollups.day_of(oldest), recheck_s=recheck_s
+            )
             cells += db.execute(
                 usage_sql.rollup_cells(filters, group_by=group_by, first_day=first, end_day=end)
             )
@@ -192,10 +201,10 @@ def usage_report(
         for kind, sources in histograms.items():
             sources.append(usage_sql.live_histogram(
                 filters, group_by=group_by, lo=span_lo, hi=span_hi, kind=kind))
-    totals, groups = _fold(cells, prices)
+    totals, groups, dimensions = _fold(cells, prices)
     if spans and latency:
         for kind, points in (("duration", _LATENCY_POINTS), ("ttft", _TTFT_POINTS)):
-            for row in db.execute(usage_sql.percentiles(histograms[kind], points)):
+            for row in usage_sql.percentiles(db, histograms[kind], points, grouped=group_by is not None):
                 metrics = totals if row.total else groups.get(row.key)
                 if metrics is not None:
                     target = metrics.latency_ms if kind == "duration" else metrics.ttft_ms
@@ -205,16 +214,25 @@ def usage_report(
         group_by=group_by, start_ms=filters.start_ms, end_ms=filters.end_ms, totals=totals,
         groups=ordered[:limit] if group_by else [], has_more=len(ordered) > limit,
         unpriced_models=sorted(totals.unpriced_models),
+        by_model=_order(dimensions["model"], "model"), by_provider=_order(dimensions["provider"], "provider"),
     )
 
 
-def _fold(cells: Iterable[Any], prices: Mapping[str, ModelPrice]) -> tuple[Metrics, dict[Any, UsageGroup]]:
-    """Add up the cells per key and overall, pricing each model's tokens."""
+def _fold(
+    cells: Iterable[Any], prices: Mapping[str, ModelPrice]
+) -> tuple[Metrics, dict[Any, UsageGroup], dict[str, dict[str, UsageGroup]]]:
+    """Add up the cells per key, per model, per provider and overall, pricing each model's tokens."""
     totals = Metrics()
     groups: dict[Any, UsageGroup] = {}
+    dimensions: dict[str, dict[str, UsageGroup]] = {"model": {}, "provider": {}}
     for cell in cells:
         price = price_of(prices, provider=cell.provider, model=cell.model)
-        for metrics in (totals, groups.setdefault(cell.key, UsageGroup())):
+        group = groups.setdefault(cell.key, UsageGroup())
+        name = f"{cell.provider}/{cell.model}"
+        group.tokens_by_model[name] = group.tokens_by_model.get(name, 0) + int(cell.total_tokens)
+        by_model = dimensions["model"].setdefault(cell.model, UsageGroup())
+        by_provider = dimensions["provider"].setdefault(cell.provider, UsageGroup())
+        for metrics in (totals, group, by_model, by_provider):
             for name in ("requests", "errors", "incomplete", "prompt_tokens", "completion_tokens",
                          "total_tokens", "usage_estimated", "durations", "duration_ms_sum"):
                 setattr(metrics, name, getattr(metrics, name) + int(getattr(cell, name)))
@@ -224,7 +242,7 @@ def _fold(cells: Iterable[Any], prices: Mapping[str, ModelPrice]) -> tuple[Metri
                 metrics.estimated_cost_usd += (
                     int(cell.prompt_tokens) * price.prompt + int(cell.completion_tokens) * price.completion
                 ) / 1_000_000
-    return totals, groups
+    return totals, groups, dimensions
 
 
 def _order(groups: dict[Any, UsageGroup], group_by: str | None) -> list[UsageGroup]:
@@ -243,5 +261,5 @@ def _order(groups: dict[Any, UsageGroup], group_by: str | None) -> list[UsageGro
 
 def _time_key(start_ms: int, group_by: str) -> str:
     moment = datetime.fromtimestamp(start_ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%d") if group_by == "day" else moment.strftime("%Y-%m-%dT%H:00Z")
+    return moment.strftime({"day": "%Y-%m-%d", "hour": "%Y-%m-%dT%H:00Z", "minute": "%Y-%m-%dT%H:%MZ"}[group_by])
 

@@ -135,7 +135,7 @@ def test_percentiles_count_a_bucket_found_in_several_histograms_once_per_row(db_
     live = histogram(("a", 20, 3), ("a", 30, 2), ("b", 40, 4))
     rows = {
         (row.total, row.key): (row.p50, row.p90)
-        for row in db_session.execute(percentiles([rollup, live], (50, 90)))
+        for row in percentiles(db_session, [rollup, live], (50, 90))
     }
     # a: 3 x 10, 4 x 20, 2 x 30 (n=9): the 5th is 20, the 9th 30. b: 1 x 10, 4 x 40 (n=5).
     # All: 4 x 10, 4 x 20, 2 x 30, 4 x 40 (n=14): the 7th is 20, the 13th 40.

@@ -1,0 +1,69 @@
+"""/ui/sessions/<id>: a session read as one chat thread, with idle markers and totals; its JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify, render_template
+
+from app.api.rest import db
+from app.api.sessions import session_key
+from app.api.ui.blueprint import bp
+from app.models import Request
+from app.schemas.history import ConversationSchema
+from app.services.history import calls as call_views
+from app.services.history import sessions as session_history
+from app.services.history import stats
+from app.services.history.paging import MAX_LIMIT, PageRequest
+from app.services.search.text import answer_of, messages_of, text_of, tool_calls_of
+
+IDLE_MS = 5 * 60_000  # a pause this long between two calls is marked
+THREAD_LIMIT = 1000
+
+
+def _new_messages(request: Request, before: int) -> list[dict[str, Any]]:
+    """The messages this call added to the conversation: those after the previous call's (and its answer)."""
+    messages = messages_of(request.openai_request)
+    fresh = messages if not before else messages[before + 1:]
+    if not fresh:  # the client sent less than before (it trimmed its history): its last user turn
+        fresh = [m for m in messages if m.get("role") == "user"][-1:]
+    return fresh
+
+
+def _turns(calls: list[Request]) -> list[dict[str, Any]]:
+    turns, before, last_at = [], 0, None
+    for request in calls:
+        messages = _new_messages(request, before)
+        before = len(messages_of(request.openai_request))
+        answer = answer_of(request.response.openai_response) if request.response is not None else None
+        idle = None if last_at is None else request.timestamp - last_at
+        turns.append({
+            "call": request, "idle_ms": idle if idle is not None and idle >= IDLE_MS else None,
+            "messages": [{"role": m.get("role", "?"), "text": text_of(m.get("content")),
+                          "tool_calls": tool_calls_of(m)} for m in messages],
+            "answer": None if answer is None else {"text": text_of(answer.get("content")),
+                                                   "tool_calls": tool_calls_of(answer)},
+        })
+        last_at = request.timestamp
+    return turns
+
+
+@bp.get("/sessions/<path:session_id>")
+def session(session_id: str):
+    key = session_key(session_id)
+    detail = session_history.get_session(db(), key)
+    calls = call_views.thread(db(), key, limit=THREAD_LIMIT)
+    return render_template(
+        "ui/session.html", detail=detail, turns=_turns(calls), usage=stats.session_stats(db(), key)["usage"],
+        cut=detail.request_count > len(calls),
+    )
+
+
+@bp.get("/session-json/<path:session_id>")
+def session_json(session_id: str):
+    """The conversation as ``GET /v1/sessions/<id>/requests`` gives it (up to 1,000 calls), as a download."""
+    key = session_key(session_id)
+    page = session_history.session_requests(db(), key, page=PageRequest(limit=MAX_LIMIT, descending=False))
+    response = jsonify(ConversationSchema().dump(page))
+    response.headers["Content-Disposition"] = 'attachment; filename="session.json"'
+    return response

@@ -1,0 +1,34 @@
+"""Pieces of the dashboard that need no database: curl without secrets, word diffs, formatting."""
+
+from __future__ import annotations
+
+import shlex
+
+from app.api.ui.call import curl_command
+from app.api.ui.format import change, duration
+from app.services.history.diff import Piece, words_diff
+
+
+def test_curl_replays_the_body_through_the_gateway_without_credentials():
+    body = {"model": "m", "api_key": "sk-secret", "x-auth-token": "t",
+            "messages": [{"role": "user", "content": "it's $HOME"}]}
+    command = curl_command(body, "http://127.0.0.1:8000/")
+    first, here_doc, end = command.split("\n")
+    assert shlex.split(first)[:3] == ["curl", "-sS", "http://127.0.0.1:8000/v1/chat/completions"]
+    assert first.endswith("<<'JSON'") and end == "JSON"  # quoted: the shell expands nothing in the body
+    assert "sk-secret" not in command and "x-auth-token" not in command
+    assert "it's $HOME" in here_doc
+
+
+def test_words_diff_marks_only_what_changed():
+    ours, theirs = words_diff("the invoice is late", "the bill is late")
+    assert ours == [Piece("the ", "same"), Piece("invoice", "gone"), Piece(" is late", "same")]
+    assert theirs == [Piece("the ", "same"), Piece("bill", "new"), Piece(" is late", "same")]
+    assert words_diff("same", "same") == ([Piece("same", "same")], [Piece("same", "same")])
+
+
+def test_durations_and_changes_read_well():
+    assert [duration(v) for v in (None, 12, 9_999, 12_345, 1_800_000, 9_000_000)] == [
+        "-", "12 ms", "9,999 ms", "12.3 s", "30 min", "2.5 h"]
+    assert [change(*pair) for pair in ((110, 100), (90, 100), (5, 0), (0, 0), (None, 3))] == [
+        "+10 %", "-10 %", "new", "±0 %", "-"]

@@ -1,0 +1,136 @@
+"""The dashboard's pages through the Flask app, on SQLite and PostgreSQL: what each shows, escaping, export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+
+import pytest
+
+from app.models import Attempt, now_ms
+from app.services.search.indexer import SearchIndexer
+from tests.factories import make_call, make_session
+
+MINUTE = 60_000
+XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+@pytest.fixture
+def calls(db_session, database_url):
+    now = now_ms()
+    s = make_session(db_session, "chat/one", created_at=now - 55 * MINUTE, message_count=3)
+    first = make_call(db_session, s, timestamp=now - 50 * MINUTE, provider="mock", model="alpha")
+    first.openai_request = {"model": "mock/alpha", "messages": [
+        {"role": "system", "content": "You are terse. " * 60}, {"role": "user", "content": "first question"}]}
+    second = make_call(db_session, s, timestamp=now - 20 * MINUTE, status="error", error="upstream 502")
+    second.openai_request = {"model": "gpt-4o", "messages": [
+        {"role": "user", "content": "first question"}, {"role": "assistant", "content": "hi"},
+        {"role": "user", "content": XSS}]}
+    db_session.add(Attempt(request_id=second.id, attempt=1, provider="openai", model="gpt-4o", status_code=502,
+                           error="bad gateway", duration_ms=40, started_at=now - 20 * MINUTE))
+    db_session.commit()
+    SearchIndexer(database_url).run_once()
+    return first, second
+
+
+def html(client, path: str, status: int = 200) -> str:
+    reply = client.get(path)
+    assert reply.status_code == status, (path, reply.status_code, reply.get_data(as_text=True)[:500])
+    assert reply.headers["Content-Security-Policy"].startswith("default-src 'none'; script-src 'self';")
+    return reply.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("query", ["", "?range=1h", "?range=24h", "?range=7d", "?range=30d", "?range=custom"])
+def test_overview_of_each_range(client, calls, query):
+    if query == "?range=custom":
+        query += f"&start={now_ms() - 100 * 86_400_000}&end={now_ms() + 60_000}"
+    page = html(client, "/ui/" + query)
+    assert page.count('class="tile"') == 7
+    data = json.loads(re.search(r'id="chart-data">(.*?)</script>', page, re.S).group(1))
+    assert sum(data["ok"]) + sum(data["error"]) == 2 and sum(data["error"]) == 1
+    assert "openai/gpt-4o" in data["tokens"] and "chat/one" in page
+
+
+def test_overview_refuses_a_bad_range(client, calls):
+    assert "Invalid range" in html(client, "/ui/?range=custom&start=2030-01-01&end=2020-01-01", 400)
+
+
+def test_calls_list_previews_filters_and_escapes(client, calls):
+    first, second = calls
+    page = html(client, "/ui/calls")
+    assert page.index(f"/ui/calls/{second.id}") < page.index(f"/ui/calls/{first.id}")  # newest first
+    assert "<script>alert" not in page and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
+    only = html(client, "/ui/calls?model=mock/alpha&status=&q=")  # empty fields are no filter
+    assert f"/ui/calls/{first.id}" in only and f"/ui/calls/{second.id}\"" not in only
+    assert 'value="mock/alpha"' in only
+    assert f"/ui/calls/{second.id}" in html(client, "/ui/calls?q=onerror")
+    assert "Invalid &#39;status&#39;" in html(client, "/ui/calls?status=maybe", 400)
+
+
+def test_calls_pages_by_cursor_and_the_tail_gives_newer_rows(client, calls):
+    first, second = calls
+    page = html(client, "/ui/calls?limit=1")
+    cursor = re.search(r'after=([A-Za-z0-9_-]+)', page).group(1)
+    older = html(client, f"/ui/calls?limit=1&after={cursor}")
+    assert f"/ui/calls/{first.id}" in older and "newest" in older
+    tail = html(client, f"/ui/calls/tail?since={first.timestamp}.{first.id}")
+    assert f"/ui/calls/{second.id}" in tail and f"/ui/calls/{first.id}\"" not in tail
+    assert html(client, "/ui/calls/tail?since=nope", 400)
+
+
+def test_export_is_exactly_the_filtered_set(client, calls):
+    first, second = calls
+    rows = list(csv.DictReader(io.StringIO(client.get("/ui/calls/export.csv?status=error").get_data(as_text=True))))
+    assert [int(r["id"]) for r in rows] == [second.id]
+    lines = client.get("/ui/calls/export.jsonl?q=question").get_data(as_text=True).splitlines()
+    assert [json.loads(line)["id"] for line in lines] == [first.id, second.id]
+    assert json.loads(lines[0])["request"]["model"] == "mock/alpha"
+
+
+def test_one_call_with_cards_attempts_raw_json_and_curl(client, calls):
+    first, second = calls
+    page = html(client, f"/ui/calls/{second.id}")
+    assert "bad gateway" in page and "upstream 502" in page  # the attempt and the error
+    assert f'href="/ui/calls/{first.id}"' in page  # previous
+    assert "curl -sS http://localhost/v1/chat/completions" in page and "&lt;script&gt;" in page
+    folded = html(client, f"/ui/calls/{first.id}")
+    assert "<details><summary>You are terse." in folded  # a long system prompt starts folded
+    assert html(client, f"/ui/calls/{second.request_id}")  # by UUID too
+    assert "No request" in html(client, "/ui/calls/99999", 404)
+    assert "No call" in html(client, "/ui/calls/nope", 400)
+
+
+def test_diff_marks_changed_messages(client, calls):
+    first, second = calls
+    page = html(client, f"/ui/diff?a={first.id}&b={second.id}")
+    assert "<ins>" in page and "<del>" in page and "&lt;script&gt;" in page
+    assert 'class="changed"><th>message 1 (system)' in page
+
+
+def test_session_thread_has_idle_markers_totals_and_json(client, calls):
+    page = html(client, "/ui/sessions/chat/one")
+    assert page.count("idle for") == 1 and "idle for 30 min" in page  # 50 and 20 minutes ago
+    assert page.index("first question") < page.index("&lt;script&gt;")
+    body = client.get("/ui/session-json/chat/one")
+    assert body.headers["Content-Disposition"].startswith("attachment")
+    assert [item["id"] for item in body.get_json()["data"]] == [c.id for c in calls]
+    assert html(client, "/ui/sessions/nope", 404)
+
+
+def test_providers_page_and_switching_with_the_csrf_token(client, calls):
+    page = html(client, "/ui/providers")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    refused = client.post("/ui/providers/active", data={"name": "mock"})
+    assert refused.status_code == 403
+    done = client.post("/ui/providers/active", data={"name": "mock", "csrf_token": token})
+    assert done.status_code == 303
+    assert "active" in html(client, "/ui/providers").split('data-provider="mock"')[1].split("</tr>")[0]
+    bad = client.post("/ui/providers/fallbacks", data={"fallbacks": "mock, mock", "csrf_token": token})
+    assert bad.status_code == 400 and "listed twice" in bad.get_data(as_text=True)
+
+
+def test_remote_clients_without_a_key_are_refused(client, calls):
+    reply = client.get("/ui/", environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    assert reply.status_code == 403 and "this host only" in reply.get_data(as_text=True)
