@@ -77,7 +77,7 @@ def _end_streams_at_shutdown(worker):
     """Once the worker stops (SIGTERM, max_requests), end the streams still open before gunicorn kills them."""
     import time
 
-    from app.services.proxy.streaming import live_streams
+    from app.services.proxy.live_streams import live_streams
 
     while worker.alive:
         time.sleep(0.25)

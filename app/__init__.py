@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import partial
 
 from flask import Flask, Response
 
 from app.config import Settings, configure_logging
-from app.db import configure_pool
+from app.db import configure_pool, get_engine
 from app.errors import register_error_handlers
 from app.extensions import Gateway
 from app.migrate import ensure_schema
@@ -16,6 +17,7 @@ from app.providers.registry import ProviderRegistry, ProviderSource
 from app.services.admin.health import HealthMonitor
 from app.services.admin.live_registry import LiveRegistry
 from app.services.audit.log import AuditLog
+from app.services.history.responses_api import previous_items
 from app.services.proxy.chat import ChatService
 from app.services.search.indexer import SearchIndexer
 
@@ -55,16 +57,23 @@ def register_extensions(app: Flask, settings: Settings) -> None:
         registry = ProviderRegistry.from_settings(settings)
     app.extensions["gateway"] = Gateway(
         settings=settings, registry=registry, health=HealthMonitor(),
-        chat=ChatService(registry=registry, audit=audit, request_timeout_s=settings.request_timeout_s),
+        chat=ChatService(
+            registry=registry, audit=audit, request_timeout_s=settings.request_timeout_s,
+            previous_items=partial(previous_items, get_engine(settings.database_url))
+            if settings.enable_persistence else None,
+            store_embedding_vectors=settings.store_embedding_vectors,
+        ),
         indexer=indexer,
     )
 
 
 def register_blueprints(app: Flask, settings: Settings) -> None:
-    from app.api import chat, health, model_list, providers
+    from app.api import health, model_list, providers, proxy, responses
     from app.api import settings as settings_api
 
-    app.register_blueprint(chat.bp)
+    app.register_blueprint(proxy.bp)
+    if settings.enable_persistence:
+        app.register_blueprint(responses.bp)
     app.register_blueprint(model_list.bp)
     app.register_blueprint(health.bp)
     if settings.enable_crud_api and settings.enable_persistence:

@@ -89,6 +89,8 @@ class Settings:
     db_pool_size: int = 5
     db_max_overflow: int = 15
     db_prepared_statements: bool = True
+    # Embeddings calls keep their count, dimensions and usage; the vectors too only when asked.
+    store_embedding_vectors: bool = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -140,6 +142,7 @@ class Settings:
             db_pool_size=_count(env, "DB_POOL_SIZE", 5, minimum=1),
             db_max_overflow=_count(env, "DB_MAX_OVERFLOW", 15, minimum=0),
             db_prepared_statements=_bool(env, "DB_PREPARED_STATEMENTS", True),
+            store_embedding_vectors=_bool(env, "STORE_EMBEDDING_VECTORS", False),
         )
 
     def secrets(self) -> dict[str, str]:

@@ -41,7 +41,12 @@ class SessionIdConverter(BaseConverter):
 
 
 class RecordIdConverter(BaseConverter):
-    """A request or response id: the integer id or the UUID (checked in the view, for a 400)."""
+    """A request or response id: the integer id or the UUID (checked in the view, for a 400).
+
+    Not an id of OpenAI's form (``resp_...``): GET /v1/responses/resp_... is the Responses API's.
+    """
+
+    regex = r"(?!resp_)[^/]+"
 
 
 def _session_id_doc(_converter: BaseConverter) -> dict[str, Any]:

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from app.errors import InvalidRequest
+
+# The OpenAI endpoints the gateway proxies; a provider serves some of them natively
+# (``Provider.serves``) and the gateway translates completions and responses through chat for it.
+ENDPOINTS = ("chat", "embeddings", "completions", "responses")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+UPSTREAM_PATHS = {
+    "chat": "/chat/completions", "embeddings": "/embeddings", "completions": "/completions", "responses": "/responses",
+}
+# Where clients call each endpoint: what a request row's ``path`` says.
+CLIENT_PATHS = {endpoint: "/v1" + path for endpoint, path in UPSTREAM_PATHS.items()}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,8 +80,11 @@ class Provider(ABC):
     """An upstream: build its request, call it, and speak OpenAI back."""
 
     kind: str = "abstract"
-    # The keys a config's ``options`` may hold for this type (each names an environment variable).
+    # The keys a config's ``options`` may hold for this type (``*_env`` ones name an environment variable).
     option_names: frozenset[str] = frozenset()
+    # The endpoints the upstream serves itself; chat always (completions and responses are
+    # translated through chat for a provider that serves only chat).
+    serves: frozenset[str] = frozenset({"chat"})
 
     def __init__(self, *, name: str, base_url: str, default_model: str | None = None) -> None:
         self.name = name
@@ -98,9 +114,43 @@ class Provider(ABC):
     def list_models(self, *, timeout_s: float | None = None) -> list[dict[str, Any]]:
         """The upstream's models as OpenAI model objects (``timeout_s`` caps this one call)."""
 
+    @classmethod
+    def option_problem(cls, name: str, value: str) -> str | None:
+        """What is wrong with an option's value, or None (``*_env`` options name an environment variable)."""
+        if name.endswith("_env"):
+            if not _ENV_NAME.fullmatch(value):
+                return "Must be the NAME of an environment variable (letters, digits, '_'), never the secret itself."
+        elif name == "serves":
+            unknown = sorted({part.strip() for part in value.split(",")} - set(ENDPOINTS))
+            if unknown:
+                return f"Must list endpoints among {', '.join(ENDPOINTS)}, separated by commas; not {unknown[0]!r}."
+        return None
+
+    def call(self, endpoint: str, payload: dict[str, Any]) -> Completion:
+        """Send a non-streaming request to one of the endpoints it ``serves``, passed through."""
+        raise not_served(self, endpoint)
+
+    def open(self, endpoint: str, payload: dict[str, Any]) -> EventStream:
+        """Start a stream on one of the endpoints it ``serves``, passed through."""
+        raise not_served(self, endpoint)
+
     def close(self) -> None:
         """Release pooled connections (a provider built for one test call)."""
         return None
+
+
+def not_served(provider: Provider, endpoint: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"Provider {provider.name!r} does not serve /v1/{UPSTREAM_PATHS[endpoint].lstrip('/')}.",
+        param="model", code="endpoint_not_supported",
+    )
+
+
+def parse_serves(value: str | None, default: frozenset[str]) -> frozenset[str]:
+    """A provider's ``serves`` option: the endpoints its upstream serves (chat always)."""
+    if not value:
+        return default
+    return frozenset(part.strip() for part in value.split(",") if part.strip()) | {"chat"}
 
 
 def ask_for_stream_usage(payload: dict[str, Any]) -> dict[str, Any]:

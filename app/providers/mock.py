@@ -16,6 +16,7 @@ from app.providers.base import (
     ProviderConfig,
     StreamEvent,
     ask_for_stream_usage,
+    not_served,
 )
 from app.providers.sse import DONE
 from app.providers.tokens import estimate_prompt_tokens, message_text
@@ -25,9 +26,14 @@ MOCK_URL = "mock://local"
 
 
 class MockProvider(Provider):
-    """Echoes the last user message; calls the first tool when tools are given."""
+    """Echoes the last user message; calls the first tool when tools are given.
+
+    It serves chat, embeddings (deterministic vectors) and legacy completions itself;
+    the Responses API reaches it through the gateway's translation to chat.
+    """
 
     kind = "mock"
+    serves = frozenset({"chat", "embeddings", "completions"})
 
     def __init__(self, *, name: str = "mock", default_model: str = "mock-chat") -> None:
         super().__init__(name=name, base_url=MOCK_URL, default_model=default_model)
@@ -58,6 +64,22 @@ class MockProvider(Provider):
 
     def open_stream(self, payload: dict[str, Any], *, conversation: Conversation) -> EventStream:
         return _MockStream(payload)
+
+    def call(self, endpoint: str, payload: dict[str, Any]) -> Completion:
+        if endpoint == "chat":
+            return self.complete(payload, conversation=Conversation(session_id=""))
+        if endpoint == "embeddings":
+            return Completion(body=_embeddings(payload))
+        if endpoint == "completions":
+            return Completion(body=_text_completion(payload))
+        raise not_served(self, endpoint)
+
+    def open(self, endpoint: str, payload: dict[str, Any]) -> EventStream:
+        if endpoint == "chat":
+            return _MockStream(payload)
+        if endpoint == "completions":
+            return _MockCompletionStream(payload)
+        raise not_served(self, endpoint)
 
     def list_models(self, *, timeout_s: float | None = None) -> list[dict[str, Any]]:
         return [{"id": model, "object": "model", "created": 0, "owned_by": self.name} for model in MOCK_MODELS]
@@ -144,6 +166,64 @@ class _MockStream(EventStream):
         yield event([{"index": 0, "delta": {}, "finish_reason": answer.finish_reason}])
         if include_usage:
             yield event([], usage=answer.usage)
+        yield StreamEvent(data=DONE, chunk=None)
+
+    def close(self) -> None:
+        pass
+
+
+def _embeddings(payload: dict[str, Any]) -> dict[str, Any]:
+    """Deterministic vectors: the same text always embeds the same (``dimensions`` long, 8 by default)."""
+    inputs = payload.get("input")
+    inputs = inputs if isinstance(inputs, list) and inputs and not isinstance(inputs[0], int) else [inputs]
+    size = payload.get("dimensions") if isinstance(payload.get("dimensions"), int) else 8
+    data, tokens = [], 0
+    for index, item in enumerate(inputs):
+        text = item if isinstance(item, str) else json.dumps(item)
+        seed = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+        vector = [round((seed[i % len(seed)] - 127.5) / 127.5, 6) for i in range(size)]
+        data.append({"object": "embedding", "index": index, "embedding": vector})
+        tokens += len(item) if isinstance(item, list) else max(1, len(text) // 4)
+    return {"object": "list", "data": data, "model": payload["model"],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+def _completion_text(payload: dict[str, Any]) -> tuple[str, int]:
+    prompt = payload.get("prompt")
+    prompt = prompt[0] if isinstance(prompt, list) and prompt and isinstance(prompt[0], str) else prompt
+    prompt = prompt if isinstance(prompt, str) else ""
+    return (f"Mock completion of: {prompt[:200]}" if prompt else "Mock completion."), max(1, len(prompt) // 4)
+
+
+def _text_completion(payload: dict[str, Any]) -> dict[str, Any]:
+    text, prompt_tokens = _completion_text(payload)
+    completion = len(text.split())
+    return {
+        "id": f"cmpl-mock-{hashlib.sha256(text.encode()).hexdigest()[:24]}", "object": "text_completion",
+        "created": int(time.time()), "model": payload["model"],
+        "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
+                  "total_tokens": prompt_tokens + completion},
+    }
+
+
+class _MockCompletionStream(EventStream):
+    def __init__(self, payload: dict[str, Any]) -> None:
+        self._payload = payload
+
+    def __iter__(self) -> Iterator[StreamEvent]:
+        body = _text_completion(self._payload)
+        base = {key: body[key] for key in ("id", "object", "created", "model")}
+        words = body["choices"][0]["text"].split(" ")
+        for index, word in enumerate(words):
+            chunk = {**base, "choices": [{"text": word if index == len(words) - 1 else word + " ", "index": 0,
+                                          "logprobs": None, "finish_reason": None}]}
+            yield StreamEvent(data=json.dumps(chunk, separators=(",", ":")), chunk=chunk)
+        final = {**base, "choices": [{"text": "", "index": 0, "logprobs": None, "finish_reason": "stop"}]}
+        yield StreamEvent(data=json.dumps(final, separators=(",", ":")), chunk=final)
+        if (self._payload.get("stream_options") or {}).get("include_usage"):
+            usage = {**base, "choices": [], "usage": body["usage"]}
+            yield StreamEvent(data=json.dumps(usage, separators=(",", ":")), chunk=usage)
         yield StreamEvent(data=DONE, chunk=None)
 
     def close(self) -> None:

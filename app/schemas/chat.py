@@ -43,6 +43,11 @@ _schema = ChatCompletionRequestSchema()
 
 def parse_chat_request(raw: bytes) -> dict[str, Any]:
     """The request body as the client sent it, once it is known to be a valid chat request."""
+    return parse_body(raw, _schema, required="messages")
+
+
+def parse_body(raw: bytes, schema: Schema, *, required: str) -> dict[str, Any]:
+    """A JSON object body checked by ``schema``; a 400 names the first bad field (``missing_<required>``)."""
     try:
         body = json.loads(raw)
     except ValueError as exc:
@@ -51,9 +56,9 @@ def parse_chat_request(raw: bytes) -> dict[str, Any]:
         ) from None
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
-    errors = _schema.validate(body)
+    errors = schema.validate(body)
     if errors:
         param, message = first_error(errors)
-        code = "missing_messages" if param == "messages" and "messages" not in body else "invalid_value"
+        code = f"missing_{required}" if param == required and required not in body else "invalid_value"
         raise InvalidRequest(f"Invalid '{param}': {message}", param=param, code=code)
     return body

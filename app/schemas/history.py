@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from marshmallow import Schema, ValidationError, fields, pre_dump, validate
 
 from app.models import RESPONSE_STATUSES
+from app.providers.base import ENDPOINTS
 from app.schemas.common import (
     MAX_INT32,
     Boolean,
@@ -75,6 +76,8 @@ class SearchField(ParsedText):
 
 class _FilterArgs(PageArgsSchema, DateRangeMixin):
     session_id = FilterText()
+    endpoint = fields.String(validate=validate.OneOf(ENDPOINTS), metadata={
+        "description": "The OpenAI endpoint called: chat (/v1/chat/completions), embeddings, completions, responses."})
     model = FilterText()
     provider = FilterText()
     stream = Boolean()

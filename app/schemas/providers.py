@@ -45,7 +45,9 @@ class ProviderSchema(Schema):
     default_model = fields.String(allow_none=True, validate=validate.Length(min=1, max=255))
     timeout_ms = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1, max=3_600_000))
     enabled = fields.Boolean(truthy={True}, falsy={False})
-    options = fields.Dict(keys=fields.String(), values=fields.String(validate=ENV_NAME), allow_none=True)
+    # Checked per option by the provider's type (app.providers.base.Provider.option_problem).
+    options = fields.Dict(keys=fields.String(), values=fields.String(validate=validate.Length(max=256)),
+                          allow_none=True)
 
     @pre_load
     def _no_secrets(self, data: Any, **_: Any) -> Any:

@@ -6,6 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, fields, post_load, validate
 
+from app.providers.base import ENDPOINTS
 from app.schemas.common import Boolean, DateRangeMixin, FilterText, Integer
 from app.services.history.stats import GROUPINGS
 from app.services.history.usage_sql import UsageFilters
@@ -21,6 +22,7 @@ class UsageArgs(DateRangeMixin):
     provider = FilterText()
     stream = Boolean()
     session_id = FilterText()
+    endpoint = fields.String(validate=validate.OneOf(ENDPOINTS))
     limit = Integer(
         load_default=100, validate=validate.Range(min=1, max=1000),
         metadata={"error_code": "invalid_limit", "description": "At most this many groups."},

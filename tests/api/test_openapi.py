@@ -25,7 +25,7 @@ def test_parameters_carry_the_validation_rules(client):
     assert params["status"]["schema"]["enum"] == ["ok", "error", "incomplete", "interrupted"]
     assert "pattern" in params["start_date"]["schema"]
     usage = {p["name"]: p for p in spec["paths"]["/v1/stats/usage"]["get"]["parameters"]}
-    assert usage["group_by"]["schema"]["enum"] == ["model", "provider", "session", "day", "hour"]
+    assert usage["group_by"]["schema"]["enum"] == ["model", "provider", "session", "endpoint", "day", "hour"]
 
 
 def test_errors_are_documented_in_the_openai_shape(client):

@@ -136,6 +136,10 @@ def _checked(row: dict[str, Any]) -> dict[str, Any]:
             f"Invalid 'options': {unknown[0]!r} is not an option of {row['type']} providers (allowed: {allowed}).",
             param=f"options.{unknown[0]}", code="invalid_value",
         )
+    for name, value in (row.get("options") or {}).items():
+        problem = kind.option_problem(name, value)
+        if problem:
+            raise InvalidRequest(f"Invalid 'options.{name}': {problem}", param=f"options.{name}", code="invalid_value")
     row["options"] = row.get("options") or None
     return {column.key: row[column.key] for column in _providers.columns if column.key in row}
 

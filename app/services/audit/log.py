@@ -157,7 +157,7 @@ class AuditLog:
         now = now_ms()
         row = {
             "request_id": None, "session_id": record.session_id,
-            "response_id": uuid7(), "model": record.request_row["model"], "timestamp": now,
+            "response_id": outcome.response_id or uuid7(), "model": record.request_row["model"], "timestamp": now,
             "provider_response": dumps(outcome.provider_response),
             "openai_response": dumps(outcome.openai_response),
             "parent_id": outcome.parent_id,

@@ -59,6 +59,7 @@ class Outcome:
     chat_id: str | None = None
     provider: str | None = None  # the one that answered (or failed last)
     attempts: list[AttemptRecord] = field(default_factory=list)
+    response_id: str | None = None  # the answer's public id when the client saw one (the Responses API's)
 
 
 @dataclass(slots=True, kw_only=True)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, contains_eager, defer, joinedload
 
 from app.errors import NotFound
 from app.models import ChatSession, Request, Response
+from app.providers.base import CLIENT_PATHS
 from app.services.history import rollups
 from app.services.history.matching import model_matches, model_names, plan_filters, request_matches
 from app.services.history.paging import Page, PageRequest, fetch_page, unindexed
@@ -36,6 +37,7 @@ class Filters:
     """What to keep; every filter given must match. Dates are ms since the epoch, inclusive."""
 
     session_id: str | None = None
+    endpoint: str | None = None  # chat, embeddings, completions, responses
     model: str | None = None
     provider: str | None = None
     stream: bool | None = None
@@ -257,7 +259,7 @@ def _request_conditions(
     where = []
     for attribute, value in (
         (Request.session_id, filters.session_id), (Request.provider, filters.provider),
-        (Request.stream, filters.stream),
+        (Request.stream, filters.stream), (Request.path, CLIENT_PATHS.get(filters.endpoint or "")),
     ):
         if value is not None:
             where.append(column(attribute) == value)

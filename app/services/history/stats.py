@@ -16,7 +16,7 @@ from app.services.history import rollups, usage_sql
 from app.services.history.sessions import get_session, in_session
 from app.services.history.usage_sql import UsageFilters, bucket_width
 
-GROUPINGS = ("model", "provider", "session", "day", "hour")
+GROUPINGS = ("model", "provider", "session", "endpoint", "day", "hour")
 _LATENCY_POINTS = (50, 95, 99)
 _TTFT_POINTS = (50,)
 _ROLLED_UP = (None, "day", "model", "provider")  # groupings the daily rollups can answer
@@ -180,7 +180,7 @@ def usage_report(
     oldest = db.scalar(sa.select(sa.func.min(Response.timestamp)))
     if oldest is None:
         spans = []
-    elif group_by in _ROLLED_UP and filters.session_id is None:
+    elif group_by in _ROLLED_UP and filters.session_id is None and filters.endpoint is None:
         lo = max(lo or 0, rollups.day_of(oldest))
         first, end = rollups.closed_days(lo, min(now, past_end or now) - 1, now=now)
         if end > first:

@@ -19,10 +19,12 @@ import sqlalchemy as sa
 
 from app.models import Request, Response
 from app.models.usage import UsageRollup, UsageRollupDayLatency, UsageRollupLatency
+from app.providers.base import CLIENT_PATHS
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
+_ON_REQUESTS = ("model", "provider", "session", "endpoint")  # groupings that need the request row
 
 
 def const(value: int) -> sa.ColumnElement:
@@ -52,6 +54,7 @@ class UsageFilters:
     provider: str | None = None
     stream: bool | None = None
     session_id: str | None = None
+    endpoint: str | None = None  # chat, embeddings, completions, responses (live only: rollups do not keep it)
     start_ms: int | None = None
     end_ms: int | None = None
 
@@ -73,6 +76,7 @@ def live_key(group_by: str | None) -> sa.ColumnElement | None:
         "model": Request.model,
         "provider": Request.provider,
         "session": Request.session_id,
+        "endpoint": Request.path,
     }[group_by]
 
 
@@ -85,6 +89,7 @@ def _live_where(filters: UsageFilters, lo: int | None, hi: int | None) -> list[s
     for column, value in (
         (Request.model, filters.model), (Request.provider, filters.provider),
         (Request.stream, filters.stream), (Request.session_id, filters.session_id),
+        (Request.path, CLIENT_PATHS.get(filters.endpoint or "")),
     ):
         if value is not None:
             where.append(column == value)
@@ -126,8 +131,8 @@ def live_histogram(
     group = [*group[:-1], slot] if group else group
     query = sa.select(*columns, sa.func.count().label("count")).select_from(Response)
     if any(
-        v is not None for v in (filters.model, filters.provider, filters.stream, filters.session_id)
-    ) or group_by in ("model", "provider", "session"):
+        v is not None for v in (filters.model, filters.provider, filters.stream, filters.session_id, filters.endpoint)
+    ) or group_by in _ON_REQUESTS:
         query = query.join(Request, Request.id == Response.request_id)
     return query.where(value.is_not(None), *_live_where(filters, lo, hi)).group_by(*group)
 

@@ -1,4 +1,8 @@
-"""A chat completion from request to audit row: route, record, call, relay, finish."""
+"""A model call from request to audit row: route, record, call, relay, finish.
+
+Chat completions, embeddings, legacy completions and the Responses API alike
+(``endpoints`` says how each is built, called and recorded for a provider).
+"""
 
 from __future__ import annotations
 
@@ -10,18 +14,25 @@ from typing import Any, TypeVar
 from app.errors import GatewayError, StreamEnded, UpstreamCut, UpstreamTimeout
 from app.providers.base import Completion, Conversation
 from app.providers.registry import ProviderSource, Route
-from app.providers.tokens import estimate_prompt_tokens, estimate_text_tokens, message_text
+from app.providers.tokens import estimate_text_tokens
 from app.services.audit.log import AuditLog
 from app.services.audit.records import AttemptRecord, Outcome, RequestRecord
+from app.services.proxy import endpoints
+from app.services.proxy.endpoints import Call
 from app.services.proxy.fallback import call_with_fallbacks, open_primed
-from app.services.proxy.sessions import first_user_message, session_key
-from app.services.proxy.streaming import StreamCapture, relay
+from app.services.proxy.sessions import FIRST_MESSAGE_KEPT, session_key
+from app.services.proxy.streaming import relay
+from app.services.proxy.translate_responses import input_items, response_id
+
+# Earlier turns of a Responses conversation (previous_response_id), from the audit trail.
+PreviousItems = Callable[[str], list[dict[str, Any]]]
 
 
 @dataclass(slots=True, kw_only=True)
 class Exchange:
-    """One chat call in flight."""
+    """One model call in flight."""
 
+    call: Call
     route: Route
     body: dict[str, Any]
     payload: dict[str, Any]
@@ -51,61 +62,74 @@ T = TypeVar("T")
 
 
 class ChatService:
-    def __init__(self, *, registry: ProviderSource, audit: AuditLog | None, request_timeout_s: float = 120.0) -> None:
+    def __init__(
+        self, *, registry: ProviderSource, audit: AuditLog | None, request_timeout_s: float = 120.0,
+        previous_items: PreviousItems | None = None, store_embedding_vectors: bool = False,
+    ) -> None:
         self.registry = registry
         self.audit = audit
         self.request_timeout_s = request_timeout_s
+        self.previous_items = previous_items
+        self.store_embedding_vectors = store_embedding_vectors
 
     def begin(
-        self, *, body: dict[str, Any], raw_body: str, session_header: str | None, method: str, path: str
+        self, *, body: dict[str, Any], raw_body: str, session_header: str | None, method: str, path: str,
+        endpoint: str = "chat",
     ) -> Exchange:
         """Route the request and record it before anything is sent upstream."""
         registry = self.registry.snapshot()  # one view of the providers for the whole call
         route = registry.route(body.get("model"))
         routes = registry.fallback_routes(route)
         deadline = time.monotonic() + self.request_timeout_s
-        session_id = session_key(header=session_header, body=body)
+        call = self._call_of(endpoint, body)
+        opening = endpoints.opening_text(endpoint, body)
+        session_id = session_key(header=session_header, body=body, opening=opening)
 
         def build(conversation: Conversation) -> dict[str, Any]:
-            return route.provider.build_request(body, model=route.model, conversation=conversation)
+            return endpoints.build(call, route, body, conversation)
 
         if self.audit is None:
             return Exchange(
-                route=route, routes=routes, deadline=deadline, body=body, record=None,
+                call=call, route=route, routes=routes, deadline=deadline, body=body, record=None,
                 started=time.perf_counter(), payload=build(Conversation(session_id=session_id)),
             )
         record, payload = self.audit.open(
-            session_id=session_id, first_user_message=first_user_message(body),
+            session_id=session_id, first_user_message=None if opening is None else opening[:FIRST_MESSAGE_KEPT],
             openai_request=raw_body, provider=route.provider.name, model=route.model,
             stream=bool(body.get("stream")), method=method, path=path, build=build,
         )
         return Exchange(
-            route=route, routes=routes, deadline=deadline, body=body, payload=payload,
+            call=call, route=route, routes=routes, deadline=deadline, body=body, payload=payload,
             record=record, started=record.started,
         )
 
     def complete(self, exchange: Exchange) -> Completion:
         """A non-streaming answer, after retries and fallbacks; the after-request hook records it."""
-        exchange.completion = self._call(
-            exchange, lambda route, payload: route.provider.complete(payload, conversation=exchange.conversation)
-        )
+        exchange.completion = self._call(exchange, lambda route, payload: endpoints.complete(
+            exchange.call, route, payload, exchange.body, exchange.conversation))
         return exchange.completion
 
     def stream(self, exchange: Exchange) -> Iterator[bytes]:
         """Open the upstream stream (retrying while nothing was sent) and relay it."""
-        events = self._call(
-            exchange,
-            lambda route, payload: open_primed(route.provider, payload, conversation=exchange.conversation),
-        )
+        events = self._call(exchange, lambda route, payload: open_primed(
+            route.provider, lambda: endpoints.open_stream(exchange.call, route, payload, exchange.body,
+                                                          exchange.conversation)))
         exchange.streaming = True
-        options = exchange.body.get("stream_options")
         return relay(
             events,
-            capture=StreamCapture(started=exchange.started),
-            forward_usage=isinstance(options, dict) and options.get("include_usage") is True,
+            dialect=endpoints.dialect(exchange.call, exchange.route, exchange.body, started=exchange.started),
             finish=lambda outcome: self._finish(exchange, outcome),
             outcome=lambda **kwargs: self._stream_outcome(exchange, **kwargs),
         )
+
+    def _call_of(self, endpoint: str, body: dict[str, Any]) -> Call:
+        if endpoint != "responses":
+            return Call(endpoint=endpoint)
+        items = input_items(body)
+        previous = body.get("previous_response_id")
+        if previous and self.previous_items is not None:
+            items = self.previous_items(previous) + items  # the earlier turns, rebuilt from the audit trail
+        return Call(endpoint=endpoint, response_id=response_id(), items=items)
 
     def finish_response(self, exchange: Exchange, *, status_code: int, body: Any) -> None:
         """Record a non-streaming exchange from the response the client got."""
@@ -131,7 +155,7 @@ class ChatService:
 
     def _call(self, exchange: Exchange, call: Callable[[Route, dict[str, Any]], T]) -> T:
         def build(route: Route) -> dict[str, Any]:
-            return route.provider.build_request(exchange.body, model=route.model, conversation=exchange.conversation)
+            return endpoints.build(exchange.call, route, exchange.body, exchange.conversation)
 
         route, payload, result = call_with_fallbacks(
             exchange.routes, first_payload=exchange.payload, build=build, call=call,
@@ -145,23 +169,23 @@ class ChatService:
             attempts = exchange.attempts
             outcome.provider = attempts[-1].provider if attempts else exchange.route.provider.name
             outcome.attempts = attempts
+            outcome.response_id = exchange.call.response_id
             self.audit.close(exchange.record, outcome)
 
     def _completion_outcome(self, exchange: Exchange, completion: Completion, status_code: int) -> Outcome:
-        body = completion.body
-        choice = (body.get("choices") or [{}])[0] if isinstance(body.get("choices"), list) else {}
-        message = choice.get("message") or {} if isinstance(choice, dict) else {}
+        body, call = completion.body, exchange.call
+        finish_reason, usage, text = endpoints.answer_facts(call, body)
+        stored = completion.text if call.endpoint == "chat" and completion.text else endpoints.stored_answer(
+            call, body, store_vectors=self.store_embedding_vectors)
         outcome = Outcome(
-            status="ok", status_code=status_code,
-            openai_response=completion.text or body, provider_response=completion.raw,
-            finish_reason=choice.get("finish_reason") if isinstance(choice, dict) else None,
-            parent_id=completion.parent_id, chat_id=completion.chat_id,
+            status="ok", status_code=status_code, openai_response=stored, provider_response=completion.raw,
+            finish_reason=finish_reason, parent_id=completion.parent_id, chat_id=completion.chat_id,
         )
-        _set_usage(outcome, body.get("usage"), exchange.body, message_text(message.get("content")))
+        _set_usage(outcome, usage, lambda: endpoints.prompt_tokens(call, exchange.body), text)
         return outcome
 
     def _stream_outcome(
-        self, exchange: Exchange, *, capture: StreamCapture, error: GatewayError | None, client_gone: bool
+        self, exchange: Exchange, *, capture: Any, error: GatewayError | None, client_gone: bool
     ) -> Outcome:
         outcome = Outcome(
             status="ok", status_code=200, openai_response=capture.body(),
@@ -177,7 +201,8 @@ class ChatService:
             outcome.status, outcome.error = "error", error.message
         elif capture.error is not None:
             outcome.status, outcome.error = "error", _error_text({"error": capture.error})
-        _set_usage(outcome, capture.usage, exchange.body, "".join(capture.content))
+        _set_usage(outcome, capture.usage, lambda: endpoints.prompt_tokens(exchange.call, exchange.body),
+                   "".join(capture.content))
         if capture.tool_calls and outcome.usage_estimated:
             outcome.completion_tokens += sum(
                 estimate_text_tokens(call["function"]["arguments"]) for call in capture.tool_calls.values()
@@ -186,7 +211,7 @@ class ChatService:
         return outcome
 
 
-def _set_usage(outcome: Outcome, usage: Any, request_body: dict[str, Any], content: str) -> None:
+def _set_usage(outcome: Outcome, usage: Any, prompt_tokens: Callable[[], int], content: str) -> None:
     """Token counts as reported; estimated (and flagged) when the upstream sent none."""
     if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
         outcome.prompt_tokens = usage["prompt_tokens"]
@@ -196,7 +221,7 @@ def _set_usage(outcome: Outcome, usage: Any, request_body: dict[str, Any], conte
             outcome.total_tokens = outcome.prompt_tokens + outcome.completion_tokens
         return
     outcome.usage_estimated = True
-    outcome.prompt_tokens = estimate_prompt_tokens(request_body)
+    outcome.prompt_tokens = prompt_tokens()
     outcome.completion_tokens = estimate_text_tokens(content)
     outcome.total_tokens = outcome.prompt_tokens + outcome.completion_tokens
 

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from app.errors import GatewayError, UpstreamCut, UpstreamHTTPError, UpstreamTimeout, UpstreamUnreachable
 from app.models import now_ms
-from app.providers.base import Conversation, EventStream, Provider, StreamEvent
+from app.providers.base import EventStream, Provider, StreamEvent
 from app.providers.registry import Route
 from app.services.audit.records import AttemptRecord
 
@@ -112,9 +112,9 @@ def call_with_fallbacks(
     raise last_error
 
 
-def open_primed(provider: Provider, payload: dict[str, Any], *, conversation: Conversation) -> EventStream:
+def open_primed(provider: Provider, opener: Callable[[], EventStream]) -> EventStream:
     """Open a stream and read its first event, so a stream that dies before it can still be retried."""
-    events = provider.open_stream(payload, conversation=conversation)
+    events = opener()
     iterator = iter(events)
     try:
         first = next(iterator)

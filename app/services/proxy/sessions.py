@@ -13,8 +13,9 @@ MAX_SESSION_ID = 128
 FIRST_MESSAGE_KEPT = 2000
 
 
-def session_key(*, header: str | None, body: dict[str, Any]) -> str:
-    """The X-Session-Id header, else the OpenAI ``user`` field, else the MD5 of the first user message.
+def session_key(*, header: str | None, body: dict[str, Any], opening: str | None = None) -> str:
+    """The X-Session-Id header, else the OpenAI ``user`` field, else the MD5 of the first user message
+    (``opening``: that text for an endpoint without ``messages``).
 
     The last is the original gateway's rule; two people who both open with
     "Hello" share a session under it, so clients should send one of the others.
@@ -33,7 +34,7 @@ def session_key(*, header: str | None, body: dict[str, Any]) -> str:
         if len(user) <= MAX_SESSION_ID and user.isprintable():
             return user
         return _md5(user)
-    return _md5(_first_user_text(body) or "default")
+    return _md5((opening if opening is not None else _first_user_text(body)) or "default")
 
 
 def _md5(text: str) -> str:

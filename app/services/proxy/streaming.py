@@ -8,57 +8,15 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from app.errors import GatewayError, StreamEnded, UpstreamCut
-from app.providers.base import EventStream
+from app.errors import GatewayError, UpstreamCut
+from app.providers.base import EventStream, StreamEvent
 from app.providers.sse import DONE
 from app.services.audit.records import Outcome
+from app.services.proxy.live_streams import live_streams
+from app.services.proxy.responses_stream import TERMINAL, ResponsesCapture, rewrite_id
 
 DONE_EVENT = b"data: [DONE]\n\n"
 log = logging.getLogger(__name__)
-
-
-class LiveStreams:
-    """The streams this process is relaying, so that a shutdown can end them properly.
-
-    Ending one raises StreamEnded where its greenlet waits for the upstream: the
-    client gets an error event and ``[DONE]``, and the call is recorded
-    ``incomplete`` with what had been relayed, before the worker exits.
-    """
-
-    def __init__(self) -> None:
-        self._streams: dict[int, Any] = {}
-
-    def __len__(self) -> int:
-        return len(self._streams)
-
-    def add(self, key: int) -> None:
-        self._streams[key] = _current_greenlet()
-
-    def discard(self, key: int) -> None:
-        self._streams.pop(key, None)
-
-    def end_all(self, reason: str) -> int:
-        """End every stream still running (under gevent; a thread cannot be interrupted); how many."""
-        ended = 0
-        for key, runner in list(self._streams.items()):
-            if runner is not None and self._streams.pop(key, None) is not None:
-                runner.kill(StreamEnded(reason), block=False)
-                ended += 1
-        return ended
-
-
-def _current_greenlet() -> Any:
-    """The greenlet relaying this stream, under gevent; None in a plain thread."""
-    try:
-        from gevent import getcurrent
-        from gevent.hub import Hub
-    except ImportError:  # pragma: no cover - gevent is a dependency
-        return None
-    current = getcurrent()
-    return None if isinstance(current, Hub) or not hasattr(current, "kill") else current
-
-
-live_streams = LiveStreams()
 
 
 class StreamCapture:
@@ -151,55 +109,117 @@ class StreamCapture:
         return body
 
 
+class ChatDialect:
+    """OpenAI chunk streams (chat, legacy completions): forwarded as they came; the gateway adds [DONE]."""
+
+    tail = DONE_EVENT
+
+    def __init__(self, capture: Any, *, forward_usage: bool) -> None:
+        self.capture, self.forward_usage = capture, forward_usage
+
+    def step(self, event: StreamEvent) -> tuple[bytes | None, bool]:
+        """The bytes to forward for an event (None: nothing), and whether it ends the stream."""
+        if event.data == DONE:
+            return None, True
+        self.capture.add(event.chunk)
+        if event.parent_id:
+            self.capture.parent_id = event.parent_id
+        if event.chat_id:
+            self.capture.chat_id = event.chat_id
+        if not self.forward_usage and _usage_only(event.chunk):
+            return None, False
+        return b"data: " + event.data.encode() + b"\n\n", False
+
+    def complete(self) -> bool:
+        return self.capture.finish_reason is not None or self.capture.error is not None
+
+    def error(self, error: GatewayError) -> bytes:
+        return b"data: " + json.dumps(error.body()).encode() + b"\n\n"
+
+
+class ResponsesDialect:
+    """Responses API events (``event:`` and ``data:``), under the gateway's response id; no [DONE]."""
+
+    tail = b""
+
+    def __init__(self, capture: ResponsesCapture, *, rewrite: bool) -> None:
+        self.capture, self.rewrite = capture, rewrite  # rewrite: a passed-through stream carries its upstream's id
+        self._sequence = 0
+
+    def step(self, event: StreamEvent) -> tuple[bytes | None, bool]:
+        chunk = event.chunk
+        if event.data == DONE:
+            return None, True
+        if not isinstance(chunk, dict):
+            return b"data: " + event.data.encode() + b"\n\n", False
+        self.capture.add(chunk)
+        if event.parent_id:
+            self.capture.parent_id = event.parent_id
+        if event.chat_id:
+            self.capture.chat_id = event.chat_id
+        if isinstance(chunk.get("sequence_number"), int):
+            self._sequence = chunk["sequence_number"] + 1
+        data = rewrite_id(chunk, self.capture.response) if self.rewrite else event.data
+        kind = str(chunk.get("type", "message"))
+        return b"event: " + kind.encode() + b"\ndata: " + data.encode() + b"\n\n", kind in TERMINAL
+
+    def complete(self) -> bool:
+        return self.capture.final is not None or self.capture.error is not None
+
+    def error(self, error: GatewayError) -> bytes:
+        body = {"type": "error", "code": error.code, "message": error.message, "param": error.param,
+                "sequence_number": self._sequence}
+        return b"event: error\ndata: " + json.dumps(body).encode() + b"\n\n"
+
+
 def relay(
     events: EventStream,
     *,
-    capture: StreamCapture,
-    forward_usage: bool,
+    dialect: ChatDialect | ResponsesDialect,
     finish: Callable[[Outcome], None],
     outcome: Callable[..., Outcome],
 ) -> Iterator[bytes]:
     """Forward each event as it arrives; record the outcome however the stream ends.
 
-    The outcome is written in ``finally``: after [DONE], after an upstream
-    failure (sent to the client as a last error event), or when the client goes
-    away and the server closes this generator. A stream that moves a
-    conversation on upstream (Qwen's parent_id) is recorded before its [DONE]
-    instead: the next turn, sent the moment this one ends, may reach another
-    worker or instance, and must find the new state committed.
+    The outcome is written in ``finally``: after the stream's end ([DONE], or the
+    Responses API's last event), after an upstream failure (sent to the client as a
+    last error event), or when the client goes away and the server closes this
+    generator. A stream that moves a conversation on upstream (Qwen's parent_id)
+    is recorded before its end instead: the next turn, sent the moment this one
+    ends, may reach another worker or instance, and must find the new state committed.
     """
+    capture = dialect.capture
     error: GatewayError | None = None
     delivered = finished = recorded = False
+    last: bytes | None = None  # a stream's own last event (Responses), held until the record is made
     upstream = iter(events)
     key = id(capture)
     live_streams.add(key)
     try:
         try:
             for event in upstream:
-                if event.data == DONE:
-                    finished = True
+                out, ended = dialect.step(event)
+                if ended:
+                    finished, last = True, out
                     break
-                capture.add(event.chunk)
-                if event.parent_id:
-                    capture.parent_id = event.parent_id
-                if event.chat_id:
-                    capture.chat_id = event.chat_id
-                if not forward_usage and _usage_only(event.chunk):
-                    continue
-                yield b"data: " + event.data.encode() + b"\n\n"
-            if not finished and capture.finish_reason is None and capture.error is None:
+                if out is not None:
+                    yield out
+            if not finished and not dialect.complete():
                 raise UpstreamCut("The provider ended the stream before it finished.")
         except GatewayError as exc:
             error = exc
-            yield b"data: " + json.dumps(exc.body()).encode() + b"\n\n"
+            yield dialect.error(exc)
         except Exception:
             log.exception("relaying a stream failed")
             error = GatewayError("The gateway failed while relaying the stream.")
-            yield b"data: " + json.dumps(error.body()).encode() + b"\n\n"
+            yield dialect.error(error)
         if capture.parent_id or capture.chat_id:
             finish(outcome(capture=capture, error=error, client_gone=False))
             recorded = True
-        yield DONE_EVENT
+        if last is not None:
+            yield last
+        if dialect.tail:
+            yield dialect.tail
         delivered = True
         live_streams.discard(key)  # delivered: nothing left to end
         if finished:
@@ -212,7 +232,7 @@ def relay(
 
 
 def _drain(upstream: Iterator[Any]) -> None:
-    """Read what follows [DONE] (the body's end) so the upstream connection is reused, as openai-python does."""
+    """Read what follows the end (the body's end) so the upstream connection is reused, as openai-python does."""
     try:
         for _ in upstream:
             pass

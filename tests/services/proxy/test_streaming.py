@@ -12,7 +12,7 @@ from app.errors import UpstreamCut, UpstreamTimeout
 from app.providers.base import EventStream, StreamEvent
 from app.providers.sse import DONE
 from app.services.proxy import streaming
-from app.services.proxy.streaming import DONE_EVENT, StreamCapture, relay
+from app.services.proxy.streaming import DONE_EVENT, ChatDialect, StreamCapture, relay
 
 
 def chunk(delta: dict[str, Any] | None = None, *, finish: str | None = None, index: int = 0, **extra):
@@ -194,7 +194,7 @@ def start(events: FakeEvents, *, forward_usage: bool = False):
     recorder = Recorder()
     capture = StreamCapture(started=0.0)
     generator = relay(
-        events, capture=capture, forward_usage=forward_usage,
+        events, dialect=ChatDialect(capture, forward_usage=forward_usage),
         finish=recorder.finish, outcome=recorder.outcome,
     )
     return generator, capture, recorder

@@ -1,22 +1,45 @@
-"""POST /v1/chat/completions: the proxy itself."""
+"""The proxy itself: POST /v1/chat/completions, /v1/embeddings, /v1/completions and /v1/responses."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, Response, g, request
 
 from app.extensions import gateway
 from app.schemas.chat import parse_chat_request
+from app.schemas.model_calls import parse_completions_request, parse_embeddings_request, parse_responses_request
 from app.services.proxy.sessions import SESSION_HEADER
 
-bp = Blueprint("chat", __name__, url_prefix="/v1")
+bp = Blueprint("proxy", __name__, url_prefix="/v1")
 
 REQUEST_ID_HEADER = "X-Request-Id"
 
 
 @bp.post("/chat/completions")
 def create_chat_completion() -> Response | tuple:
+    return _serve("chat", parse_chat_request)
+
+
+@bp.post("/embeddings")
+def create_embeddings() -> Response | tuple:
+    return _serve("embeddings", parse_embeddings_request)
+
+
+@bp.post("/completions")
+def create_completion() -> Response | tuple:
+    return _serve("completions", parse_completions_request)
+
+
+@bp.post("/responses")
+def create_response() -> Response | tuple:
+    return _serve("responses", parse_responses_request)
+
+
+def _serve(endpoint: str, parse: Callable[[bytes], dict[str, Any]]) -> Response | tuple:
     raw = request.get_data(cache=False)
-    body = parse_chat_request(raw)
+    body = parse(raw)
     chat = gateway().chat
     exchange = chat.begin(
         body=body,
@@ -24,6 +47,7 @@ def create_chat_completion() -> Response | tuple:
         session_header=request.headers.get(SESSION_HEADER),
         method=request.method,
         path=request.path,
+        endpoint=endpoint,
     )
     g.exchange = exchange
     headers = {REQUEST_ID_HEADER: exchange.request_id} if exchange.request_id else {}
