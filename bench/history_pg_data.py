@@ -99,7 +99,8 @@ INSERT INTO sessions (id, chat_id, parent_id, first_user_message, message_count,
 SELECT 'session-' || lpad(s::text, 8, '0'), NULL, NULL, left(p.body, 80), 8,
        %(start)s + s::bigint * 8 * %(step)s, %(start)s + (s::bigint * 8 + 7) * %(step)s,
        %(start)s + (s::bigint * 8 + 7) * %(step)s + 1800000, false
-FROM generate_series(%(low)s::bigint, %(high)s::bigint) s JOIN bench_pool p ON p.kind = 'prompt' AND p.n = (s * 7919) %% {pool}
+FROM generate_series(%(low)s::bigint, %(high)s::bigint) s
+JOIN bench_pool p ON p.kind = 'prompt' AND p.n = (s * 7919) %% {pool}
 """
 
 # One CTE per chunk: each row's random draws are made once and shared by its request, response and text.
@@ -147,8 +148,9 @@ FROM (
   SELECT *, {model} AS m,
          CASE WHEN r_status < 0.94 THEN 'ok' WHEN r_status < 0.98 THEN 'error' ELSE 'incomplete' END AS status,
          length(answer) / 4 AS ctok,
-         '{{"id":"chatcmpl-' || i || '","object":"chat.completion","model":"' || ({model}) || '","choices":[{{"index":0,'
-           || '"message":{{"role":"assistant","content":"' || answer || '"}},"finish_reason":"stop"}}],'
+         '{{"id":"chatcmpl-' || i || '","object":"chat.completion","model":"' || ({model})
+           || '","choices":[{{"index":0,"message":{{"role":"assistant","content":"' || answer
+           || '"}},"finish_reason":"stop"}}],'
            || '"usage":{{"prompt_tokens":' || (length(prompt) / 4 + 12) || ',"completion_tokens":'
            || (length(answer) / 4) || '}}}}' AS body
   FROM chunk) c;
