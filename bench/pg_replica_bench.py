@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -51,6 +52,23 @@ def start(data: Path, port: int, log: Path) -> None:
 def stop(data: Path) -> None:
     if (data / "postmaster.pid").exists():
         as_postgres(str(BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop", check=False)
+
+
+@contextmanager
+def private_server(directory: Path, port: int):
+    """A throwaway PostgreSQL server in ``directory`` on 127.0.0.1:``port`` (trust), removed afterwards."""
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    if os.geteuid() == 0:
+        shutil.chown(directory, "postgres", "postgres")
+    data = directory / "data"
+    try:
+        as_postgres(str(BIN / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres")
+        start(data, port, directory / "server.log")
+        yield data
+    finally:
+        stop(data)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 class LagSampler(threading.Thread):
@@ -83,60 +101,59 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=2)
     args = parser.parse_args()
     base = args.dir
-    primary, standby = base / "primary", base / "standby"
-    shutil.rmtree(base, ignore_errors=True)
-    base.mkdir(parents=True)
-    shutil.chown(base, "postgres", "postgres") if os.geteuid() == 0 else None
-    try:
-        as_postgres(str(BIN / "initdb"), "-D", str(primary), "--auth=trust", "-U", "postgres")
-        start(primary, PRIMARY, base / "primary.log")
-        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{PRIMARY}/postgres", autocommit=True) as c:
-            c.execute(f"CREATE DATABASE {DATABASE}")
-        begun = time.perf_counter()
-        fill(f"postgresql+psycopg://postgres@127.0.0.1:{PRIMARY}/{DATABASE}", calls=args.calls, say=lambda _s: None)
-        print(f"primary filled with {args.calls:,} calls in {time.perf_counter() - begun:.0f} s")
-        begun = time.perf_counter()
-        as_postgres(str(BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(PRIMARY), "-U", "postgres",
-                    "-D", str(standby), "-R", "-X", "stream", "-c", "fast")
-        print(f"pg_basebackup: {time.perf_counter() - begun:.0f} s")
-        start(standby, STANDBY, base / "standby.log")
-        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{STANDBY}/{DATABASE}") as c:
-            print("standby in recovery:", c.execute("SELECT pg_is_in_recovery()").fetchone()[0])
-        from history_pg_bench import run
-
-        primary_url = f"postgresql+psycopg://postgres@127.0.0.1:{PRIMARY}/{DATABASE}"
-        writers = [
-            subprocess.Popen([sys.executable, str(ROOT / "bench" / "pg_write_capacity.py"), "--worker",
-                              primary_url, "32", "600", str(index)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
-            for index in range(args.writers)
-        ]
-        sampler = LagSampler()
-        sampler.start()
+    standby = base / "standby"
+    with private_server(base, PRIMARY):
         try:
-            for label, port in (("standby", STANDBY), ("primary", PRIMARY)):
-                os.environ["BENCH_PG"] = f"postgres@127.0.0.1:{port}"
-                print(f"reads on the {label}, the primary taking writes:")
-                try:
-                    run(DATABASE, repeat=args.repeat, calls=args.calls)
-                except Exception as exc:  # noqa: BLE001 - the finding is what the app does on a standby
-                    print(f"  the app failed on the {label}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+            measure(args, base, standby)
         finally:
-            for writer in writers:
-                writer.terminate()
-            sampler.stop.set()
-            sampler.join()
-        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{PRIMARY}/{DATABASE}") as c:
-            written = c.execute("SELECT count(*) FROM responses").fetchone()[0] - args.calls
-        lags = sorted(sampler.lags_ms) or [0.0]
-        behind = sorted(sampler.bytes_behind) or [0]
-        print(f"calls written on the primary meanwhile: {written:,}")
-        print(f"replay lag over {len(lags)} samples: median {statistics.median(lags):.1f} ms, "
-              f"p99 {lags[int(0.99 * (len(lags) - 1))]:.1f} ms, max {lags[-1]:.1f} ms; "
-              f"WAL not yet replayed: median {statistics.median(behind):,.0f} B, max {behind[-1]:,} B")
+            stop(standby)
+
+
+def measure(args: argparse.Namespace, base: Path, standby: Path) -> None:
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:{PRIMARY}/postgres", autocommit=True) as c:
+        c.execute(f"CREATE DATABASE {DATABASE}")
+    begun = time.perf_counter()
+    fill(f"postgresql+psycopg://postgres@127.0.0.1:{PRIMARY}/{DATABASE}", calls=args.calls, say=lambda _s: None)
+    print(f"primary filled with {args.calls:,} calls in {time.perf_counter() - begun:.0f} s")
+    begun = time.perf_counter()
+    as_postgres(str(BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(PRIMARY), "-U", "postgres",
+                "-D", str(standby), "-R", "-X", "stream", "-c", "fast")
+    print(f"pg_basebackup: {time.perf_counter() - begun:.0f} s")
+    start(standby, STANDBY, base / "standby.log")
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:{STANDBY}/{DATABASE}") as c:
+        print("standby in recovery:", c.execute("SELECT pg_is_in_recovery()").fetchone()[0])
+    from history_pg_bench import run
+
+    primary_url = f"postgresql+psycopg://postgres@127.0.0.1:{PRIMARY}/{DATABASE}"
+    writers = [
+        subprocess.Popen([sys.executable, str(ROOT / "bench" / "pg_write_capacity.py"), "--worker",
+                          primary_url, "32", "600", str(index)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        for index in range(args.writers)
+    ]
+    sampler = LagSampler()
+    sampler.start()
+    try:
+        for label, port in (("standby", STANDBY), ("primary", PRIMARY)):
+            os.environ["BENCH_PG"] = f"postgres@127.0.0.1:{port}"
+            print(f"reads on the {label}, the primary taking writes:")
+            try:
+                run(DATABASE, repeat=args.repeat, calls=args.calls)
+            except Exception as exc:  # noqa: BLE001 - the finding is what the app does on a standby
+                print(f"  the app failed on the {label}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
     finally:
-        stop(standby)
-        stop(primary)
-        shutil.rmtree(base, ignore_errors=True)
+        for writer in writers:
+            writer.terminate()
+        sampler.stop.set()
+        sampler.join()
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:{PRIMARY}/{DATABASE}") as c:
+        written = c.execute("SELECT count(*) FROM responses").fetchone()[0] - args.calls
+    lags = sorted(sampler.lags_ms) or [0.0]
+    behind = sorted(sampler.bytes_behind) or [0]
+    print(f"calls written on the primary meanwhile: {written:,}")
+    print(f"replay lag over {len(lags)} samples: median {statistics.median(lags):.1f} ms, "
+          f"p99 {lags[int(0.99 * (len(lags) - 1))]:.1f} ms, max {lags[-1]:.1f} ms; "
+          f"WAL not yet replayed: median {statistics.median(behind):,.0f} B, max {behind[-1]:,} B")
 
 
 if __name__ == "__main__":

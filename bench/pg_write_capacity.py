@@ -8,10 +8,12 @@ calls in flight that each record a request (``open``, waited for) and its ending
 queued) back to back, with no upstream and no HTTP: the write path alone. Sessions run 8 turns.
 Rows are ~the size of bench/gateway_bench.py's calls (~260-byte request, ~600-byte answer).
 
-Reported per run: calls/s, PostgreSQL's own CPU per call (its backends' /proc times: the number
-that says how many calls one PostgreSQL core takes when the gateway is elsewhere), commits and
-WAL bytes per call, and table + index bytes per call. Uses a database of its own
-(provider_router_bench13_write, dropped at the end unless --keep).
+Reported per run: calls/s, PostgreSQL's own CPU per call (the /proc times of the workers'
+backends: the number that says how many calls one PostgreSQL core takes when the gateway runs
+elsewhere; the WAL writer and checkpointer are not in it), commits and WAL bytes per call, and
+table + index bytes per call. WAL is counted server-wide: run it on a server nobody else uses
+(``--private``: a throwaway server on 127.0.0.1:5434, as bench/pg_replica_bench.py starts) for a
+clean figure. Uses a database of its own (provider_router_bench13_write, dropped at the end).
 """
 
 from __future__ import annotations
@@ -74,21 +76,20 @@ def worker(url: str, greenlets: int, seconds: float, index: int) -> None:
         gevent.joinall([gevent.spawn(loop, slot) for slot in range(greenlets)])
         audit.flush()
         elapsed = time.perf_counter() - started
-        print(json.dumps({"calls": sum(counts), "seconds": elapsed, "journaled": audit.counts["journaled"]}))
+        print(json.dumps({"calls": sum(counts), "seconds": elapsed, "journaled": audit.counts["journaled"]}),
+              flush=True)
+        sys.stdin.readline()  # the parent reads this connection's backend CPU before it goes away
         audit.stop()
 
 
-def _postgres_cpu_s() -> float:
-    """CPU seconds of every PostgreSQL server process on this host (backends, WAL writer, checkpointer)."""
+def _backends_cpu_s(cursor) -> float:
+    """CPU seconds of the server processes connected to this database, but ours (the workers' backends)."""
+    cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for (pid,) in cursor.fetchall():
         try:
-            if (entry / "comm").read_text().strip() not in ("postgres", "postmaster"):
-                continue
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         total += (int(fields[11]) + int(fields[12])) / tick
@@ -101,8 +102,7 @@ def _stats(cursor) -> dict:
     cursor.execute("SELECT sum(pg_total_relation_size(c)) FROM unnest(%s::regclass[]) c", (list(TABLES),))
     size = cursor.fetchone()[0]
     cursor.execute("SELECT count(*) FROM responses")
-    return {"lsn": lsn, "commits": commits, "bytes": int(size), "calls": cursor.fetchone()[0],
-            "pg_cpu": _postgres_cpu_s(), "at": time.perf_counter()}
+    return {"lsn": lsn, "commits": commits, "bytes": int(size), "calls": cursor.fetchone()[0]}
 
 
 def run(url: str, dsn: str, *, processes: int, greenlets: int, seconds: float) -> dict:
@@ -112,10 +112,13 @@ def run(url: str, dsn: str, *, processes: int, greenlets: int, seconds: float) -
         before = _stats(cursor)
         workers = [
             subprocess.Popen([sys.executable, __file__, "--worker", url, str(greenlets), str(seconds), str(index)],
-                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
             for index in range(processes)
         ]
-        outputs = [json.loads(w.communicate()[0].strip().splitlines()[-1]) for w in workers]
+        outputs = [json.loads(w.stdout.readline()) for w in workers]
+        backends_cpu = _backends_cpu_s(cursor)  # every worker is done, its connection still open
+        for w in workers:
+            w.communicate("\n")
         after = _stats(cursor)
         cursor.execute("SELECT pg_wal_lsn_diff(%s, %s)", (after["lsn"], before["lsn"]))
         wal = float(cursor.fetchone()[0])
@@ -124,7 +127,7 @@ def run(url: str, dsn: str, *, processes: int, greenlets: int, seconds: float) -
     return {
         "processes": processes, "greenlets": greenlets, "calls": calls, "calls_s": calls / wall,
         "journaled": sum(o["journaled"] for o in outputs),
-        "pg_cpu_us_per_call": (after["pg_cpu"] - before["pg_cpu"]) / calls * 1e6,
+        "pg_cpu_us_per_call": backends_cpu / calls * 1e6,
         "commits_per_call": (after["commits"] - before["commits"]) / calls,
         "wal_bytes_per_call": wal / calls, "table_bytes_per_call": (after["bytes"] - before["bytes"]) / calls,
         "load": os.getloadavg()[0],
@@ -139,8 +142,20 @@ def main() -> None:
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--greenlets", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=15)
-    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--private", type=Path, help="run on a throwaway server of its own, in this directory")
     args = parser.parse_args()
+    if args.private:
+        sys.path.insert(0, str(ROOT / "bench"))
+        from pg_replica_bench import private_server
+
+        with private_server(args.private, 5434):
+            os.environ["BENCH_PG"] = "postgres@127.0.0.1:5434"
+            measure(args)
+        return
+    measure(args)
+
+
+def measure(args: argparse.Namespace) -> None:
     import psycopg
 
     server = os.environ.get("BENCH_PG", "postgres@127.0.0.1:5432")
@@ -156,9 +171,8 @@ def main() -> None:
     try:
         results = [run(url, dsn, processes=p, greenlets=args.greenlets, seconds=args.seconds) for p in args.processes]
     finally:
-        if not args.keep:
-            with psycopg.connect(admin, autocommit=True) as connection:
-                connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
     print("| processes x greenlets | calls/s | PostgreSQL CPU us/call | commits/call | WAL bytes/call "
           "| table+index bytes/call | load avg |\n|---|---:|---:|---:|---:|---:|---:|")
     for r in results:
