@@ -110,6 +110,11 @@ def main() -> None:
     up_port, port = free_port(), free_port()
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "2", "DATABASE_URL": url,
            "LM_STUDIO_BASE_URL": f"http://127.0.0.1:{up_port}/v1", "LOG_LEVEL": "WARNING"}
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        # A database seeded before (by another bench) keeps its providers: point lm-studio at the fake.
+        connection.execute("UPDATE providers SET base_url = %s WHERE name = 'lm-studio'",
+                           (f"http://127.0.0.1:{up_port}/v1",))
+        connection.execute("UPDATE settings SET value = 'lm-studio' WHERE key = 'active_provider'")
     upstream = subprocess.Popen([sys.executable, str(ROOT / "bench" / "fake_upstream.py"), str(up_port)])
     gateway = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
                                cwd=ROOT, env=env)
