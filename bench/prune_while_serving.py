@@ -56,13 +56,18 @@ class LockSampler(threading.Thread):
                     "extract(epoch FROM now() - state_change) * 1000, query_start "
                     "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
                 ).fetchall()
-                for pid, app, xact_start, xact_ms, wait_type, waited_ms, query_start in rows:
+                for pid, app, xact_start, xact_ms, _wait_type, _waited_ms, _query_start in rows:
                     if app == "prune-bench" and xact_start is not None:
                         key = (pid, xact_start)
                         self.prune_xact_ms[key] = max(self.prune_xact_ms.get(key, 0), xact_ms)
-                    if wait_type == "Lock":
-                        key = (pid, query_start)
-                        self.waits[key] = max(self.waits.get(key, 0), waited_ms or 0)
+                # Waits the prune causes: backends whose blockers include the prune's backend.
+                for pid, query_start, waited_ms in connection.execute(
+                    "SELECT a.pid, a.query_start, extract(epoch FROM now() - a.query_start) * 1000 "
+                    "FROM pg_stat_activity a WHERE EXISTS (SELECT 1 FROM unnest(pg_blocking_pids(a.pid)) b "
+                    "JOIN pg_stat_activity p ON p.pid = b WHERE p.application_name = 'prune-bench')"
+                ).fetchall():
+                    key = (pid, query_start)
+                    self.waits[key] = max(self.waits.get(key, 0), waited_ms or 0)
                 modes = connection.execute(
                     "SELECT DISTINCT l.relation::regclass::text || ' ' || l.mode FROM pg_locks l "
                     "JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'prune-bench' "
@@ -154,7 +159,7 @@ def main() -> None:
           f"median {statistics.median(xacts) if xacts else 0:.0f} ms ({sampler.samples} samples at 50 ms)")
     print(f"relation locks the prune held: {', '.join(sorted(sampler.prune_modes))}")
     waits = sorted(sampler.waits.values())
-    print(f"backends seen waiting on a lock: {len(waits)}, longest {max(waits, default=0):.0f} ms")
+    print(f"backends seen waiting on a lock the prune held: {len(waits)}, longest {max(waits, default=0):.0f} ms")
     base = (rows[0]["p99"] + rows[2]["p99"]) / 2
     print(f"chat p99 during prune / outside: {rows[1]['p99']:.1f} / {base:.1f} ms = {rows[1]['p99'] / base:.2f}")
 

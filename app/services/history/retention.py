@@ -81,12 +81,16 @@ def prune(
             rollups.invalidate(db, days)
         removed += len(ids)
         advance(len(ids))
-    sessions = 0
-    while True:
+    sessions, after = 0, None
+    while True:  # one walk along the sessions' key, a batch at a time (not one full scan per batch)
         with engine.begin() as connection:
-            ids = connection.scalars(_emptied_sessions(before_ms).limit(batch_size)).all()
+            emptied = _emptied_sessions(before_ms).order_by(_sessions.c.id).limit(batch_size)
+            if after is not None:
+                emptied = emptied.where(_sessions.c.id > after)
+            ids = connection.scalars(emptied).all()
             if ids:
                 connection.execute(sa.delete(_sessions).where(_sessions.c.id.in_(ids)))
+                after = ids[-1]
         sessions += len(ids)
         if len(ids) < batch_size:
             break
