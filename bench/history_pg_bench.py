@@ -115,7 +115,12 @@ def run(
         ("content search, common word", lambda: get("/v1/requests?q=deploy")),
         ("deep keyset page (model, page 200)", lambda: _deep(client, rng)),
     ]
-    return [_time(label, call, repeat) for label, call in scenarios if only is None or only in label]
+    chosen = [(label, call) for label, call in scenarios if only is None or only in label]
+    if any(label.startswith("usage") for label, _ in chosen):
+        started = time.perf_counter()
+        get("/v1/stats/usage?group_by=day")
+        print(f"  first /v1/stats/usage (rolls up every past day once): {time.perf_counter() - started:,.1f} s")
+    return [_time(label, call, repeat) for label, call in chosen]
 
 
 def _deep(client, rng: random.Random) -> str:

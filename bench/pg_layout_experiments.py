@@ -28,6 +28,7 @@ RESPONSE_INDEXES = (
     "status, model, request_id, finish_reason, duration_ms",
     "request_id",
 )
+FIRST = 5_000_001  # the sample of calls starts here: the oldest ones may have been pruned
 BODY_COLUMNS = "openai_request text, provider_request text, openai_response text, provider_response text"
 
 
@@ -119,7 +120,8 @@ def bodies(cursor: psycopg.Cursor, sample: int) -> None:
         "+ coalesce(pg_column_size(r.openai_response), 0) + coalesce(pg_column_size(r.provider_response), 0)), "
         "sum(coalesce(octet_length(q.openai_request), 0) + coalesce(octet_length(q.provider_request), 0) "
         "+ coalesce(octet_length(r.openai_response), 0) + coalesce(octet_length(r.provider_response), 0)) "
-        "FROM requests q JOIN responses r ON r.request_id = q.id WHERE q.id <= %s", (sample,)
+        "FROM requests q JOIN responses r ON r.request_id = q.id WHERE q.id BETWEEN %s AND %s",
+        (FIRST, FIRST + sample - 1),
     ).fetchone()
     print(f"today, inline in requests/responses: {today[0] / sample:,.0f} B stored per call for "
           f"{today[1] / sample:,.0f} B of JSON (rows under ~2 KB are never compressed)")
@@ -133,10 +135,11 @@ def bodies(cursor: psycopg.Cursor, sample: int) -> None:
         )
         seconds = _timed(cursor, (
             f"INSERT INTO {table} SELECT q.id, q.openai_request, q.provider_request, r.openai_response, "
-            f"r.provider_response FROM requests q JOIN responses r ON r.request_id = q.id WHERE q.id <= {sample}"
+            f"r.provider_response FROM requests q JOIN responses r ON r.request_id = q.id "
+            f"WHERE q.id BETWEEN {FIRST} AND {FIRST + sample - 1}"
         ), f"fill {table} with {sample:,} calls' bodies")
         size = cursor.execute(f"SELECT pg_total_relation_size('{table}')").fetchone()[0]
-        ids = random.Random(13).sample(range(1, sample + 1), 2000)
+        ids = random.Random(13).sample(range(FIRST, FIRST + sample), 2000)
         started = time.perf_counter()
         for chunk in range(0, len(ids), 50):
             cursor.execute(f"SELECT length(openai_request), length(openai_response) FROM {table} "
@@ -147,7 +150,7 @@ def bodies(cursor: psycopg.Cursor, sample: int) -> None:
               f"per call to write, {read_ms * 1000:.0f} us per body read (random, 50 a query)")
     cursor.execute(
         "CREATE TABLE slim_requests AS SELECT id, session_id, request_id, timestamp, method, path, provider, model, "
-        f"stream, created_at, worker_id FROM requests WHERE id <= {sample}"
+        f"stream, created_at, worker_id FROM requests WHERE id BETWEEN {FIRST} AND {FIRST + sample - 1}"
     )
     slim = cursor.execute("SELECT pg_relation_size('slim_requests')").fetchone()[0]
     full = cursor.execute("SELECT pg_relation_size('requests') * %s / (SELECT max(id) FROM requests)",

@@ -137,11 +137,12 @@ def measure(args: argparse.Namespace, base: Path, standby: Path) -> None:
         os.environ["BENCH_PG"] = f"postgres@127.0.0.1:{PRIMARY}"
         for label, port in (("standby", STANDBY), ("primary", PRIMARY)):
             print(f"reads on the {label}, the primary taking writes:")
-            try:
-                run(DATABASE, repeat=args.repeat, calls=args.calls,
-                    read_url=f"postgresql+psycopg://postgres@127.0.0.1:{port}/{DATABASE}")
-            except Exception as exc:  # noqa: BLE001 - the finding is what the app does on a standby
-                print(f"  the app failed on the {label}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+            for scenario in ("first page", "filtered by", "content search", "usage stats, 30 days"):
+                try:
+                    run(DATABASE, repeat=args.repeat, calls=args.calls, only=scenario,
+                        read_url=f"postgresql+psycopg://postgres@127.0.0.1:{port}/{DATABASE}")
+                except Exception as exc:  # noqa: BLE001 - the finding is what the app does on a standby
+                    print(f"  {scenario}: failed on the {label}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
     finally:
         for writer in writers:
             writer.terminate()
