@@ -3,6 +3,7 @@
     python bench/pg_layout_experiments.py partitions-copy   # p_requests / p_responses, monthly, from the 10M tables
     python bench/pg_layout_experiments.py partitions-drop   # retention of the oldest month: DETACH + DROP
     python bench/pg_layout_experiments.py bodies [--sample 1000000]   # bodies in their own table: pglz vs lz4
+    python bench/pg_layout_experiments.py conversations [--sample 400000]   # the same, at real request sizes
     python bench/pg_layout_experiments.py sizes             # sizes, dead rows of the call tables (bloat)
     python bench/pg_layout_experiments.py clean             # drops every table made here
 
@@ -158,6 +159,37 @@ def bodies(cursor: psycopg.Cursor, sample: int) -> None:
     print(f"requests heap without its bodies: {slim / sample:,.0f} B per call against {full / sample:,.0f} B today")
 
 
+def conversations(cursor: psycopg.Cursor, sample: int) -> None:
+    """Bodies the size real chat requests have: each turn's request carries the conversation so far.
+
+    PostgreSQL compresses a value only in a row past ~2 KB (TOAST_TUPLE_THRESHOLD; a lower
+    ``toast_tuple_target`` does not lower that trigger), and the synthetic calls' rows are ~1.4 KB:
+    here turn k's body holds turns 1..k of its session (prompts and answers), as an agent's does.
+    """
+    source = (
+        "SELECT q.id, string_agg(q.openai_request || r.openai_response, ',') OVER (PARTITION BY q.session_id "
+        "ORDER BY q.timestamp ROWS UNBOUNDED PRECEDING) AS body FROM requests q JOIN responses r "
+        f"ON r.request_id = q.id WHERE q.id BETWEEN {FIRST} AND {FIRST + sample - 1} AND r.openai_response IS NOT NULL"
+    )
+    for method in ("pglz", "lz4"):
+        table = f"conversation_{method}"
+        cursor.execute(f"CREATE TABLE {table} (request_id bigint PRIMARY KEY, body text COMPRESSION {method})")
+        seconds = _timed(cursor, f"INSERT INTO {table} {source}", f"fill {table}")
+        rows, raw, stored, size = cursor.execute(
+            f"SELECT count(*), sum(octet_length(body)), sum(pg_column_size(body)), "
+            f"pg_total_relation_size('{table}') FROM {table}"
+        ).fetchone()
+        ids = random.Random(13).sample(range(FIRST, FIRST + sample), 2000)
+        started = time.perf_counter()
+        for chunk in range(0, len(ids), 50):
+            cursor.execute(f"SELECT length(body) FROM {table} WHERE request_id = ANY(%s)", (ids[chunk:chunk + 50],))
+            cursor.fetchall()
+        read_us = (time.perf_counter() - started) * 1e6 / len(ids)
+        print(f"  {method}: {rows:,} bodies of {raw / rows:,.0f} B on average, stored as {stored / rows:,.0f} B "
+              f"({stored / raw:.0%}); table + TOAST + key {size / rows:,.0f} B per call; "
+              f"{seconds / rows * 1e6:.0f} us per call to write, {read_us:.0f} us per body read")
+
+
 def sizes(cursor: psycopg.Cursor) -> None:
     for (table,) in cursor.execute(
         "SELECT relname FROM pg_stat_user_tables WHERE relname IN ('requests', 'responses', 'search_docs', 'sessions') "
@@ -172,13 +204,15 @@ def sizes(cursor: psycopg.Cursor) -> None:
 
 
 def clean(cursor: psycopg.Cursor) -> None:
-    for table in ("p_requests", "p_responses", "bodies_pglz", "bodies_lz4", "slim_requests"):
+    for table in ("p_requests", "p_responses", "bodies_pglz", "bodies_lz4", "slim_requests", "conversation_pglz",
+                  "conversation_lz4"):
         cursor.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=("partitions-copy", "partitions-drop", "bodies", "sizes", "clean"))
+    parser.add_argument("step", choices=("partitions-copy", "partitions-drop", "bodies", "conversations", "sizes",
+                                         "clean"))
     parser.add_argument("--database", default="provider_router_bench13")
     parser.add_argument("--sample", type=int, default=1_000_000)
     args = parser.parse_args()
@@ -190,6 +224,8 @@ def main() -> None:
             partitions_drop(cursor, args.database)
         elif args.step == "bodies":
             bodies(cursor, args.sample)
+        elif args.step == "conversations":
+            conversations(cursor, args.sample)
         elif args.step == "sizes":
             sizes(cursor)
         else:
