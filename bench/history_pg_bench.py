@@ -111,6 +111,8 @@ def run(
         ("usage stats, 30 days by model",
          lambda: get(f"/v1/stats/usage?group_by=model&start_date={now - 30 * DAY_MS - rng.randrange(DAY_MS)}")),
         ("content search", lambda: get(f"/v1/requests?q=ticket-{rng.randrange(999983)}")),
+        # The same calls found by the number alone: no trigram of it is in every call.
+        ("content search, an id alone", lambda: get(f"/v1/requests?q={rng.randrange(100000, 999983)}")),
         ("content search, two words", lambda: get(f"/v1/requests?q=database+ticket-{rng.randrange(999983)}")),
         ("content search, common word", lambda: get("/v1/requests?q=deploy")),
         ("deep keyset page (model, page 200)", lambda: _deep(client, rng)),
