@@ -19,7 +19,7 @@ from app.cli.common import (
 )
 from app.models import ChatSession, Request, now_ms
 from app.providers.base import ENDPOINTS
-from app.services.history.paging import MAX_LIMIT, PageRequest
+from app.services.history.paging import COUNT_CAP, MAX_LIMIT, PageRequest
 from app.services.history.records import Filters, get_request, list_requests, resolve_request_id
 from app.services.history.sessions import get_session, list_sessions, session_requests
 from app.services.search import query as search_query
@@ -82,7 +82,7 @@ def history_command(limit: int, as_json: bool, **filters: Any) -> None:
         ((r["id"], when(r["timestamp"]), r["provider"], r["model"], "yes" if r["stream"] else "no",
           r["status"] or "pending", _or_dash(r["total_tokens"]), _ms(r["duration_ms"])) for r in rows),
     )
-    click.echo(f"{len(rows)} of {page.total} requests", err=True)
+    click.echo(f"{len(rows)} of {_total(page.total)} requests", err=True)
 
 
 @click.command("show")
@@ -165,7 +165,7 @@ def sessions_group(ctx: click.Context, limit: int, as_json: bool) -> None:
         ((s["id"], when(s["created_at"]), when(s["last_accessed"]), s["message_count"],
           _cut(s["first_user_message"], 60)) for s in rows),
     )
-    click.echo(f"{len(rows)} of {page.total} sessions", err=True)
+    click.echo(f"{len(rows)} of {_total(page.total)} sessions", err=True)
 
 
 @sessions_group.command("show")
@@ -235,3 +235,8 @@ def _or_dash(value: Any) -> Any:
 
 def _ms(value: int | None) -> str:
     return "-" if value is None else f"{value} ms"
+
+
+def _total(total: int) -> str:
+    """A list's total as people read it: past the cap it only says "more than"."""
+    return f"more than {COUNT_CAP:,}" if total > COUNT_CAP else str(total)

@@ -9,11 +9,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.models import Request
+from app.services.history.paging import COUNT_CAP
 from app.services.search.query import SearchQuery, contains, count_matches
 
 # A search matching more calls than this checks each row of a page in order instead of listing
-# every match first, and its total says SEARCH_COUNT_CAP + 1: "more than SEARCH_COUNT_CAP".
-SEARCH_COUNT_CAP = 10_000
+# every match first; its total says SEARCH_COUNT_CAP + 1, "more than SEARCH_COUNT_CAP", as every
+# list's does past COUNT_CAP.
+SEARCH_COUNT_CAP = COUNT_CAP
 
 
 def model_names(model: str) -> list[str]:

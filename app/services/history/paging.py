@@ -16,6 +16,9 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 T = TypeVar("T")
 MAX_LIMIT = 1000
+# A list's total counts no further: past it, ``total`` says COUNT_CAP + 1, "more than COUNT_CAP".
+# Counting 10 million index entries takes PostgreSQL ~2.5 s; 10,001 take a few milliseconds.
+COUNT_CAP = 10_000
 _MAX_INT64 = 2**63 - 1
 
 
@@ -103,7 +106,7 @@ def fetch_page(
     db: Session,
     query: sa.Select,
     *,
-    count: sa.Select,
+    count: sa.Select | int,
     kind: str,
     sort: tuple[sa.ColumnElement, sa.ColumnElement],
     key: Callable[[Any], tuple[int, int | str]],
@@ -112,7 +115,8 @@ def fetch_page(
 ) -> Page:
     """Run ``query`` for one page (sorted by ``sort``, then the tie-break) and ``count`` for the total.
 
-    ``key`` gives a row's (sort value, tie-break), the values ``sort`` orders by.
+    ``count`` is a ``SELECT count(*) ...``, run up to COUNT_CAP + 1 rows (or the total itself, known
+    already). ``key`` gives a row's (sort value, tie-break), the values ``sort`` orders by.
     """
     sort_column, tiebreak_column = sort
     if page.after is not None:
@@ -132,7 +136,15 @@ def fetch_page(
     if has_more:
         sort_value, tiebreak = key(items[-1])
         next_cursor = Cursor(kind=kind, sort_value=sort_value, tiebreak=tiebreak)
+    total = count if isinstance(count, int) else db.execute(capped_count(count)).scalar_one()
     return Page(
-        items=items, total=db.execute(count).scalar_one(), limit=page.limit, offset=page.offset,
+        items=items, total=total, limit=page.limit, offset=page.offset,
         has_more=has_more, next_cursor=next_cursor,
     )
+
+
+def capped_count(count: sa.Select, cap: int | None = None) -> sa.Select:
+    """``count`` (a ``SELECT count(*) FROM ... WHERE ...``) stopping at ``cap + 1`` rows: "more than ``cap``"."""
+    cap = COUNT_CAP if cap is None else cap
+    rows = count.with_only_columns(sa.literal(1), maintain_column_froms=True).limit(cap + 1)
+    return sa.select(sa.func.count()).select_from(rows.subquery())

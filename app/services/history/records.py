@@ -119,7 +119,7 @@ def list_requests(
             query = query.where(*_response_conditions(filters, unindexed))
     if capped_total is not None:  # each row's text checked last, after its cheaper filters
         query = query.where(request_matches(filters.search))
-    count = _count_requests(filters) if capped_total is None else sa.select(sa.literal(capped_total))
+    count = _count_requests(filters) if capped_total is None else capped_total
     return fetch_page(
         db, query, count=count, kind="requests", sort=(Request.timestamp, Request.id),
         key=lambda r: (r.timestamp, r.id), page=page,
@@ -232,11 +232,9 @@ def list_responses(
         count = count.where((unindexed(Response.request_id) if own_filter else Response.request_id).in_(ids))
     if not bodies:
         query = query.options(defer(Response.openai_response), defer(Response.provider_response))
-    if capped_total is not None:
-        count = sa.select(sa.literal(capped_total))
     return fetch_page(
-        db, query, count=count, kind="responses", sort=(Response.timestamp, Response.id),
-        key=lambda r: (r.timestamp, r.id), page=page,
+        db, query, count=count if capped_total is None else capped_total, kind="responses",
+        sort=(Response.timestamp, Response.id), key=lambda r: (r.timestamp, r.id), page=page,
     )
 
 

@@ -59,26 +59,38 @@ def prune(
     so the next report recomputes them.
     """
     removed = 0
+    # Each batch starts where the last one ended (oldest first, from the timestamp index): rows
+    # deleted but not vacuumed yet stay in the indexes, and a batch that walked from the start again
+    # would step over all of them (on PostgreSQL, 1.5 s a batch after 700,000 rows).
+    since = None
     while True:
         with Session(engine) as db, db.begin():
-            ids = db.scalars(
-                sa.select(_requests.c.id).where(_requests.c.timestamp < before_ms)
-                .order_by(_requests.c.id).limit(batch_size)
+            batch = db.execute(
+                sa.select(_requests.c.id, _requests.c.timestamp)
+                .where(_requests.c.timestamp < before_ms,
+                       *([] if since is None else [_requests.c.timestamp >= since]))
+                .order_by(_requests.c.timestamp).limit(batch_size)
             ).all()
-            if not ids:
+            if not batch:
                 break
+            ids = [row.id for row in batch]
+            since = batch[-1].timestamp
             day = (_responses.c.timestamp // const(DAY_MS)) * const(DAY_MS)
             days = db.scalars(sa.select(day).where(_responses.c.request_id.in_(ids)).distinct()).all()
             db.execute(sa.delete(_requests).where(_requests.c.id.in_(ids)))
             rollups.invalidate(db, days)
         removed += len(ids)
         advance(len(ids))
-    sessions = 0
-    while True:
+    sessions, after = 0, None
+    while True:  # one walk along the sessions' key, a batch at a time (not one full scan per batch)
         with engine.begin() as connection:
-            ids = connection.scalars(_emptied_sessions(before_ms).limit(batch_size)).all()
+            emptied = _emptied_sessions(before_ms).order_by(_sessions.c.id).limit(batch_size)
+            if after is not None:
+                emptied = emptied.where(_sessions.c.id > after)
+            ids = connection.scalars(emptied).all()
             if ids:
                 connection.execute(sa.delete(_sessions).where(_sessions.c.id.in_(ids)))
+                after = ids[-1]
         sessions += len(ids)
         if len(ids) < batch_size:
             break

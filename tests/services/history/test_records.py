@@ -110,3 +110,18 @@ def test_both_page_strategies_agree(db_session, monkeypatch, filters):
         pages[few] = (walked, page.total)
     assert pages[0] == pages[1000]
     assert pages[0][1] == len(pages[0][0]) > 0
+
+
+def test_list_totals_are_exact_up_to_the_cap_then_say_more_than_it(db_session, monkeypatch):
+    monkeypatch.setattr("app.services.history.paging.COUNT_CAP", 3)
+    s = make_session(db_session, "capped", created_at=T0)
+    for n in range(5):
+        make_call(db_session, s, timestamp=T0 + n, model="gpt-4o" if n < 2 else "gpt-4o-mini")
+    db_session.commit()
+    everything = records.list_requests(db_session, filters=records.Filters(), page=PageRequest(limit=2))
+    assert (everything.total, len(everything.items), everything.has_more) == (4, 2, True)  # more than 3
+    few = records.list_requests(db_session, filters=records.Filters(model="gpt-4o"), page=PageRequest())
+    assert few.total == 2
+    answered = records.list_responses(db_session, filters=records.Filters(status="ok"), page=PageRequest())
+    assert (answered.total, len(answered.items)) == (4, 5)
+    assert session_history.session_requests(db_session, "capped", page=PageRequest()).total == 4
