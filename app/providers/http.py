@@ -19,6 +19,7 @@ from app.errors import (
     UpstreamUnreachable,
 )
 from app.providers.base import EventStream, StreamEvent
+from app.providers.chunked import READ_SIZE, ChunkedDecoder, ChunkedError, body_reader, finish
 from app.providers.sse import DONE, SSEDecoder
 
 CONNECT_TIMEOUT_S = 10.0
@@ -123,9 +124,13 @@ class HTTPTransport:
     def read(self, response: requests.Response) -> Iterator[bytes]:
         """The body's bytes as they arrive; transport failures become UpstreamErrors."""
         raw = response.raw
+        reader = body_reader(raw)
         try:
+            if reader is not None:
+                yield from _read_chunked(raw, reader)
+                return
             while True:
-                data = raw.read1(65536)
+                data = raw.read1(READ_SIZE)
                 if not data:
                     # Read to the end: the connection can go back to the pool.
                     raw.release_conn()
@@ -135,10 +140,30 @@ class HTTPTransport:
             raise UpstreamTimeout(
                 f"Provider {self.name!r} sent nothing for {self.timeout_s:g}s mid-stream."
             ) from None
+        except ChunkedError:
+            raise UpstreamCut(f"Provider {self.name!r} dropped the stream (ProtocolError).") from None
         except (ProtocolError, requests.RequestException, OSError) as exc:
             raise UpstreamCut(
                 f"Provider {self.name!r} dropped the stream ({type(exc).__name__})."
             ) from None
+
+
+def _read_chunked(raw: Any, reader: Any) -> Iterator[bytes]:
+    """A chunked body straight from the connection's reader: one read, one decode, per arrival."""
+    decoder = ChunkedDecoder()
+    read1, feed = reader.read1, decoder.feed
+    while True:
+        data = read1(READ_SIZE)
+        if not data:
+            raise ChunkedError("the body ended before its last chunk")
+        body = feed(data)
+        if decoder.done:
+            finish(raw)  # read to the end: the connection can go back to the pool
+            if body:
+                yield body
+            return
+        if body:
+            yield body
 
 
 def _error_message(payload: Any) -> str | None:
@@ -165,12 +190,20 @@ class SSEEventStream(EventStream):
         self._translate = translate or passthrough_event
 
     def __iter__(self) -> Iterator[StreamEvent]:
-        decoder = SSEDecoder()
+        for batch in self.batches():
+            yield from batch
+
+    def batches(self) -> Iterator[list[StreamEvent]]:
+        """The events of each read together: a burst is relayed in one write, an event alone at once."""
+        decoder, translate = SSEDecoder(), self._translate
         for data in self._transport.read(self._response):
-            for text in decoder.feed(data):
-                yield from self._translate(text)
-        for text in decoder.flush():
-            yield from self._translate(text)
+            if texts := decoder.feed(data):
+                if translate is passthrough_event:
+                    yield [_passthrough(text) for text in texts]
+                elif batch := [event for text in texts for event in translate(text)]:
+                    yield batch
+        if batch := [event for text in decoder.flush() for event in translate(text)]:
+            yield batch
 
     def close(self) -> None:
         self._response.close()
@@ -178,10 +211,14 @@ class SSEEventStream(EventStream):
 
 def passthrough_event(text: str) -> list[StreamEvent]:
     """An OpenAI-compatible event, forwarded as it came."""
+    return [_passthrough(text)]
+
+
+def _passthrough(text: str) -> StreamEvent:
     if text.strip() == DONE:
-        return [StreamEvent(data=DONE, chunk=None)]
+        return StreamEvent(data=DONE, chunk=None)
     try:
         chunk = json.loads(text)
     except ValueError:
         chunk = None
-    return [StreamEvent(data=text, chunk=chunk if isinstance(chunk, dict) else None)]
+    return StreamEvent(data=text, chunk=chunk if isinstance(chunk, dict) else None)
