@@ -3,7 +3,7 @@
 ``python bench/fake_upstream.py PORT``. Non-streaming requests get a canned
 completion; ``"stream": true`` gets a short SSE stream; the model ``slow``
 streams 22 events 50 ms apart (a slow LLM). For the relay benchmark (``relay_bench.py``): ``burst``
-sends 500 events in one write, ``paced`` sends 500 events 1 ms apart, ``hold`` 60 events 50 ms apart.
+sends 500 events in one write, ``paced`` sends 500 events 1 ms apart, ``hold`` 200 events 50 ms apart.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ SLOW_GAP_S = 0.05
 RELAY_EVENTS = 500
 # model -> (events, seconds between them; 0: one write)
 STREAMS = {"slow": (SLOW_STREAM, SLOW_GAP_S), "burst": (stream_events(RELAY_EVENTS), 0.0),
-           "paced": (stream_events(RELAY_EVENTS), 0.001), "hold": (stream_events(60), SLOW_GAP_S)}
+           "paced": (stream_events(RELAY_EVENTS), 0.001), "hold": (stream_events(200), SLOW_GAP_S)}
 
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

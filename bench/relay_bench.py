@@ -9,7 +9,7 @@ with persistence on. Reports, for each:
 - CPU per relayed event (user + system of the gunicorn master and workers, from /proc), counted
   over a fixed number of WHOLE streams (burst at 8 concurrent streams, paced at 8 and at 100),
   and events per second per core;
-- RSS per open stream, with 1,000 slow streams (60 events x 50 ms) open at once;
+- RSS per open stream, with 1,000 slow streams (200 events x 50 ms) open at once;
 - TTFB of 1,000 slow streams (22 events x 50 ms) started at once, with the upstream alone.
 
 Cells are interleaved (each target in turn, ``--rounds`` times) so that load from other tenants of
@@ -54,8 +54,9 @@ def start_gateway(root: Path, port: int, upstream_port: int, db: Path, *, persis
     return process
 
 
-def start_floor(port: int, upstream_port: int, *, workers: int) -> subprocess.Popen:
-    env = {**os.environ, "RELAY_FLOOR_UPSTREAM": f"127.0.0.1:{upstream_port}", "GEVENT_RESOLVER": "ares"}
+def start_floor(port: int, upstream_port: int, *, workers: int, timeout_s: float | None = None) -> subprocess.Popen:
+    env = {**os.environ, "RELAY_FLOOR_UPSTREAM": f"127.0.0.1:{upstream_port}",
+           "RELAY_FLOOR_TIMEOUT": "" if timeout_s is None else str(timeout_s), "GEVENT_RESOLVER": "ares"}
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", str(workers), "--worker-connections", "4096",
          "--backlog", "4096", "--keep-alive", "5", "--log-level", "warning", "-b", f"127.0.0.1:{port}",
@@ -110,14 +111,15 @@ def workers_rss(root: int) -> int:
     return total
 
 
-async def rss_with_open_streams(port: int, root: int, *, count: int) -> tuple[float, int]:
-    """RSS added per open stream, sampled while ``count`` 3-second streams are all open; (bytes, completed)."""
-    before = workers_rss(root)
+async def rss_with_open_streams(port: int, root: int, *, count: int) -> tuple[float, int, int]:
+    """RSS added per open stream at the peak of ``count`` 10-second streams; (bytes, peak open, completed)."""
+    before = peak = workers_rss(root)
     task = asyncio.ensure_future(slow_streams("127.0.0.1", port, count=count, model="hold"))
-    await asyncio.sleep(2.0)
-    during = workers_rss(root)
-    result = await task
-    return (during - before) / count, result.completed
+    while not task.done():
+        await asyncio.sleep(0.25)
+        peak = max(peak, workers_rss(root))
+    result = task.result()
+    return (peak - before) / max(1, result.peak_open), result.peak_open, result.completed
 
 
 CELLS = (  # (label, model, concurrency, whole streams per round)
@@ -133,6 +135,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--baseline", type=Path, help="another checkout's root, run with persistence on")
+    parser.add_argument("--floor-timeout", action="store_true", help="also the floor with a read timeout upstream")
     parser.add_argument("--only", help="comma-separated sections: cpu,rss,ttfb (default all)")
     args = parser.parse_args()
     rounds, scale, stream_count = (1, 0.25, 200) if args.quick else (args.rounds, 1.0, 1000)
@@ -162,8 +165,12 @@ def main() -> None:
                                     workers=args.workers), port)
         port = free_port()
         add("floor", start_floor(port, up_port, workers=args.workers), port)
+        if args.floor_timeout:
+            port = free_port()
+            add("floor timeout", start_floor(port, up_port, workers=args.workers, timeout_s=120.0), port)
         labels = {"baseline on": f"baseline ({args.baseline}), persistence on", "on": "this checkout, persistence on",
-                  "off": "this checkout, persistence off", "floor": "floor: minimal gevent WSGI relay"}
+                  "off": "this checkout, persistence off", "floor": "floor: minimal gevent WSGI relay",
+                  "floor timeout": "floor, upstream socket with a read timeout"}
         print(f"# relay benchmark: {args.workers} gevent workers, {os.cpu_count()} cores, {EVENTS}-event streams, "
               f"{rounds} interleaved rounds per cell", flush=True)
 
@@ -201,12 +208,14 @@ def main() -> None:
                 f"{name} {sum(done[(label, name)] for label, *_ in CELLS)}" for name in ports), flush=True)
 
         if "rss" in sections:
-            print(f"\nRSS per open stream ({stream_count} streams of 60 events x 50 ms open at once):")
-            print("| target | KiB per open stream | completed |")
-            print("|---|---|---|")
+            print(f"\nRSS per open stream ({stream_count} streams of 200 events x 50 ms started at once; workers' "
+                  "RSS at its peak less before, over the most streams open at once):")
+            print("| target | KiB per open stream | peak open | completed |")
+            print("|---|---|---|---|")
             for name, port in ports.items():
-                per_stream, completed = run(rss_with_open_streams(port, pids[name], count=stream_count))
-                print(f"| {labels[name]} | {per_stream / 1024:.1f} | {completed}/{stream_count} |", flush=True)
+                per_stream, peak, completed = run(rss_with_open_streams(port, pids[name], count=stream_count))
+                print(f"| {labels[name]} | {per_stream / 1024:.1f} | {peak} | {completed}/{stream_count} |",
+                      flush=True)
 
         if "ttfb" in sections:
             ports["direct"] = up_port

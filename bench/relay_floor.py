@@ -13,13 +13,15 @@ import os
 import socket
 
 _HOST, _PORT = os.environ.get("RELAY_FLOOR_UPSTREAM", "127.0.0.1:8001").rsplit(":", 1)
+# A read timeout on the upstream socket, as the gateway has (gevent then starts a timer per wait).
+_TIMEOUT = float(os.environ["RELAY_FLOOR_TIMEOUT"]) if os.environ.get("RELAY_FLOOR_TIMEOUT") else None
 _pool: list[socket.socket] = []
 
 
 def _connection() -> socket.socket:
     if _pool:
         return _pool.pop()
-    return socket.create_connection((_HOST, int(_PORT)))
+    return socket.create_connection((_HOST, int(_PORT)), timeout=_TIMEOUT)
 
 
 def _relay(sock: socket.socket, request: bytes):

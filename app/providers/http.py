@@ -21,6 +21,7 @@ from app.errors import (
 from app.providers.base import EventStream, StreamEvent
 from app.providers.chunked import READ_SIZE, ChunkedDecoder, ChunkedError, body_reader, finish
 from app.providers.sse import DONE, SSEDecoder
+from app.providers.stall import stall_watch, watched_greenlet
 
 CONNECT_TIMEOUT_S = 10.0
 # gevent workers hold thousands of streams, each on its own upstream connection.
@@ -149,21 +150,44 @@ class HTTPTransport:
 
 
 def _read_chunked(raw: Any, reader: Any) -> Iterator[bytes]:
-    """A chunked body straight from the connection's reader: one read, one decode, per arrival."""
+    """A chunked body straight from the connection's reader: one read, one decode, per arrival.
+
+    Under gevent the socket waits without a timer of its own; the worker's stall watch ends a
+    read that waits longer than the read timeout (a TimeoutError, as the socket would raise).
+    """
     decoder = ChunkedDecoder()
     read1, feed = reader.read1, decoder.feed
-    while True:
-        data = read1(READ_SIZE)
-        if not data:
-            raise ChunkedError("the body ended before its last chunk")
-        body = feed(data)
-        if decoder.done:
-            finish(raw)  # read to the end: the connection can go back to the pool
+    sock = getattr(getattr(raw, "_connection", None), "sock", None)
+    timeout = sock.gettimeout() if sock is not None else None
+    greenlet = watched_greenlet() if timeout is not None else None
+    if greenlet is not None:
+        sock.settimeout(None)
+    key = id(decoder)
+    try:
+        while True:
+            if greenlet is not None:
+                stall_watch.arm(key, timeout, greenlet)
+                try:
+                    data = read1(READ_SIZE)
+                finally:
+                    stall_watch.disarm(key)
+            else:
+                data = read1(READ_SIZE)
+            if not data:
+                raise ChunkedError("the body ended before its last chunk")
+            body = feed(data)
+            if decoder.done:
+                if greenlet is not None:
+                    sock.settimeout(timeout)
+                finish(raw)  # read to the end: the connection can go back to the pool
+                if body:
+                    yield body
+                return
             if body:
                 yield body
-            return
-        if body:
-            yield body
+    finally:
+        if greenlet is not None and not decoder.done:
+            sock.settimeout(timeout)
 
 
 def _error_message(payload: Any) -> str | None:
