@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
@@ -242,7 +243,12 @@ def _passthrough(text: str) -> StreamEvent:
     if text.strip() == DONE:
         return StreamEvent(data=DONE, chunk=None)
     try:
-        chunk = json.loads(text)
+        # ~3 times faster than json.loads on a stream chunk (the same objects, except that an
+        # integer past 64 bits, which no chunk field carries, comes back as a float).
+        chunk = orjson.loads(text)
     except ValueError:
-        chunk = None
+        try:  # what orjson refuses and json accepts: NaN, Infinity, lone surrogates
+            chunk = json.loads(text)
+        except ValueError:
+            chunk = None
     return StreamEvent(data=text, chunk=chunk if isinstance(chunk, dict) else None)
