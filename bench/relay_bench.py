@@ -122,6 +122,17 @@ async def rss_with_open_streams(port: int, root: int, *, count: int) -> tuple[fl
     return (peak - before) / max(1, result.peak_open), result.peak_open, result.completed
 
 
+def settle(pids: list[int], *, limit_s: float = 90.0) -> float:
+    """Wait until the gateways are idle (a burst's rows written and indexed); seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit_s:
+        before = sum(cpu_seconds(pid) for pid in pids)
+        time.sleep(1.0)
+        if sum(cpu_seconds(pid) for pid in pids) - before < 0.05:
+            break
+    return time.monotonic() - started
+
+
 CELLS = (  # (label, model, concurrency, whole streams per round)
     ("burst, 8 streams", "burst", 8, 160),
     ("paced 1 ms, 8 streams", "paced", 8, 32),
@@ -213,22 +224,27 @@ def main() -> None:
             print("| target | KiB per open stream | peak open | completed |")
             print("|---|---|---|---|")
             for name, port in ports.items():
+                settle(list(pids.values()))
                 per_stream, peak, completed = run(rss_with_open_streams(port, pids[name], count=stream_count))
                 print(f"| {labels[name]} | {per_stream / 1024:.1f} | {peak} | {completed}/{stream_count} |",
                       flush=True)
 
         if "ttfb" in sections:
+            names = [*ports, "direct"]
             ports["direct"] = up_port
             labels["direct"] = "upstream alone"
-            print(f"\n{stream_count} slow streams (22 events x 50 ms) all at once:")
-            print("| to | completed | TTFB p50 ms | TTFB p95 ms | wall s |")
-            print("|---|---|---|---|---|")
-            for name, port in ports.items():
-                streams = run(slow_streams("127.0.0.1", port, count=stream_count))
-                ttfb = sorted(streams.ttfb) or [float("nan")]
-                print(f"| {labels[name]} | {streams.completed}/{streams.started} | "
-                      f"{statistics.median(ttfb) * 1000:.0f} | {ttfb[int(len(ttfb) * 0.95) - 1] * 1000:.0f} | "
-                      f"{streams.seconds:.1f} |", flush=True)
+            print(f"\n{stream_count} slow streams (22 events x 50 ms) all at once; each burst starts once every "
+                  "gateway is idle (the last burst's rows written and indexed); second round in reverse order:")
+            print("| to | round | completed | TTFB p50 ms | TTFB p95 ms | wall s |")
+            print("|---|---|---|---|---|---|")
+            for number, order in enumerate((names, names[::-1]), 1):
+                for name in order:
+                    settle(list(pids.values()))
+                    streams = run(slow_streams("127.0.0.1", ports[name], count=stream_count))
+                    ttfb = sorted(streams.ttfb) or [float("nan")]
+                    print(f"| {labels[name]} | {number} | {streams.completed}/{streams.started} | "
+                          f"{statistics.median(ttfb) * 1000:.0f} | {ttfb[int(len(ttfb) * 0.95) - 1] * 1000:.0f} | "
+                          f"{streams.seconds:.1f} |", flush=True)
     finally:
         for process in reversed(processes):
             process.terminate()
