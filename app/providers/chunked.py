@@ -12,6 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 READ_SIZE = 65536
+# A read that may wait holds its buffer while it waits: 1,000 streams waiting with 64 KiB each
+# would hold 64 MB. Reads ask for this much unless the last one filled its buffer (more is
+# waiting, so the next read returns at once and a burst is still taken in large reads).
+WAIT_READ_SIZE = 4096
 
 
 class ChunkedDecoder:

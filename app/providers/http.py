@@ -20,7 +20,7 @@ from app.errors import (
     UpstreamUnreachable,
 )
 from app.providers.base import EventStream, StreamEvent
-from app.providers.chunked import READ_SIZE, ChunkedDecoder, ChunkedError, body_reader, finish
+from app.providers.chunked import READ_SIZE, WAIT_READ_SIZE, ChunkedDecoder, ChunkedError, body_reader, finish
 from app.providers.sse import DONE, SSEDecoder
 from app.providers.stall import stall_watch, watched_greenlet
 
@@ -163,17 +163,18 @@ def _read_chunked(raw: Any, reader: Any) -> Iterator[bytes]:
     greenlet = watched_greenlet() if timeout is not None else None
     if greenlet is not None:
         sock.settimeout(None)
-    key = id(decoder)
+    key, size = id(decoder), WAIT_READ_SIZE
     try:
         while True:
             if greenlet is not None:
                 stall_watch.arm(key, timeout, greenlet)
                 try:
-                    data = read1(READ_SIZE)
+                    data = read1(size)
                 finally:
                     stall_watch.disarm(key)
             else:
-                data = read1(READ_SIZE)
+                data = read1(size)
+            size = READ_SIZE if len(data) == size else WAIT_READ_SIZE
             if not data:
                 raise ChunkedError("the body ended before its last chunk")
             body = feed(data)
