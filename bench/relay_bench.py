@@ -50,7 +50,12 @@ def start_gateway(root: Path, port: int, upstream_port: int, db: Path, *, persis
     env.pop("DATABASE_URL", None)
     process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
                                cwd=root, env=env)
-    wait_http(f"http://127.0.0.1:{port}/health")
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", timeout_s=120)  # a busy shared host starts slowly
+    except RuntimeError:
+        process.terminate()
+        process.wait()
+        raise
     return process
 
 
@@ -62,13 +67,14 @@ def start_floor(port: int, upstream_port: int, *, workers: int, timeout_s: float
          "--backlog", "4096", "--keep-alive", "5", "--log-level", "warning", "-b", f"127.0.0.1:{port}",
          "relay_floor:app"], cwd=ROOT / "bench", env=env,  # cwd: not the gateway's gunicorn.conf.py
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:  # it answers only POST: wait for the port
         try:
             run(whole_streams("127.0.0.1", port, model="burst", concurrency=1, total=1))
             return process
         except OSError:
             time.sleep(0.1)
+    process.terminate()
     raise RuntimeError("the floor did not come up")
 
 
