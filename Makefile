@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: run test lint bench install install-test clean
+.PHONY: run test lint bench bench-relay install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ lint: install-test
 
 bench: install-test
 	$(BIN)/python bench/gateway_bench.py
+
+bench-relay: install-test
+	$(BIN)/python bench/relay_bench.py
 
 clean:
 	rm -rf $(VENV) *.egg-info

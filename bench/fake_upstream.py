@@ -2,7 +2,8 @@
 
 ``python bench/fake_upstream.py PORT``. Non-streaming requests get a canned
 completion; ``"stream": true`` gets a short SSE stream; the model ``slow``
-streams 22 events 50 ms apart (a slow LLM).
+streams 22 events 50 ms apart (a slow LLM). For the relay benchmark (``relay_bench.py``): ``burst``
+sends 500 events in one write, ``paced`` sends 500 events 1 ms apart, ``hold`` 200 events 50 ms apart.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ def stream_events(count: int) -> list[bytes]:
 FAST_STREAM = stream_events(10)
 SLOW_STREAM = stream_events(22)
 SLOW_GAP_S = 0.05
+RELAY_EVENTS = 500
+# model -> (events, seconds between them; 0: one write)
+STREAMS = {"slow": (SLOW_STREAM, SLOW_GAP_S), "burst": (stream_events(RELAY_EVENTS), 0.0),
+           "paced": (stream_events(RELAY_EVENTS), 0.001), "hold": (stream_events(200), SLOW_GAP_S)}
 
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -59,14 +64,14 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
                              + str(len(COMPLETION)).encode() + b"\r\n\r\n" + COMPLETION)
             else:
-                slow = body.get("model") == "slow"
+                events, gap = STREAMS.get(body.get("model"), (FAST_STREAM, 0.0))
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                              b"Transfer-Encoding: chunked\r\n\r\n")
-                for event in SLOW_STREAM if slow else FAST_STREAM:
+                for event in events:
                     writer.write(f"{len(event):x}\r\n".encode() + event + b"\r\n")
-                    if slow:
+                    if gap:
                         await writer.drain()
-                        await asyncio.sleep(SLOW_GAP_S)
+                        await asyncio.sleep(gap)
                 writer.write(b"0\r\n\r\n")
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError):

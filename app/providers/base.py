@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +71,11 @@ class EventStream(ABC):
 
     @abstractmethod
     def __iter__(self) -> Iterator[StreamEvent]: ...
+
+    def batches(self) -> Iterator[Sequence[StreamEvent]]:
+        """The events in the groups they arrived in (never empty), so a relay forwards a group at once."""
+        for event in self:
+            yield (event,)
 
     @abstractmethod
     def close(self) -> None: ...

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
@@ -19,7 +20,9 @@ from app.errors import (
     UpstreamUnreachable,
 )
 from app.providers.base import EventStream, StreamEvent
+from app.providers.chunked import READ_SIZE, WAIT_READ_SIZE, ChunkedDecoder, ChunkedError, body_reader, finish
 from app.providers.sse import DONE, SSEDecoder
+from app.providers.stall import stall_watch, watched_greenlet
 
 CONNECT_TIMEOUT_S = 10.0
 # gevent workers hold thousands of streams, each on its own upstream connection.
@@ -123,9 +126,13 @@ class HTTPTransport:
     def read(self, response: requests.Response) -> Iterator[bytes]:
         """The body's bytes as they arrive; transport failures become UpstreamErrors."""
         raw = response.raw
+        reader = body_reader(raw)
         try:
+            if reader is not None:
+                yield from _read_chunked(raw, reader)
+                return
             while True:
-                data = raw.read1(65536)
+                data = raw.read1(READ_SIZE)
                 if not data:
                     # Read to the end: the connection can go back to the pool.
                     raw.release_conn()
@@ -135,10 +142,54 @@ class HTTPTransport:
             raise UpstreamTimeout(
                 f"Provider {self.name!r} sent nothing for {self.timeout_s:g}s mid-stream."
             ) from None
+        except ChunkedError:
+            raise UpstreamCut(f"Provider {self.name!r} dropped the stream (ProtocolError).") from None
         except (ProtocolError, requests.RequestException, OSError) as exc:
             raise UpstreamCut(
                 f"Provider {self.name!r} dropped the stream ({type(exc).__name__})."
             ) from None
+
+
+def _read_chunked(raw: Any, reader: Any) -> Iterator[bytes]:
+    """A chunked body straight from the connection's reader: one read, one decode, per arrival.
+
+    Under gevent the socket waits without a timer of its own; the worker's stall watch ends a
+    read that waits longer than the read timeout (a TimeoutError, as the socket would raise).
+    """
+    decoder = ChunkedDecoder()
+    read1, feed = reader.read1, decoder.feed
+    sock = getattr(getattr(raw, "_connection", None), "sock", None)
+    timeout = sock.gettimeout() if sock is not None else None
+    greenlet = watched_greenlet() if timeout is not None else None
+    if greenlet is not None:
+        sock.settimeout(None)
+    key, size = id(decoder), WAIT_READ_SIZE
+    try:
+        while True:
+            if greenlet is not None:
+                stall_watch.arm(key, timeout, greenlet)
+                try:
+                    data = read1(size)
+                finally:
+                    stall_watch.disarm(key)
+            else:
+                data = read1(size)
+            size = READ_SIZE if len(data) == size else WAIT_READ_SIZE
+            if not data:
+                raise ChunkedError("the body ended before its last chunk")
+            body = feed(data)
+            if decoder.done:
+                if greenlet is not None:
+                    sock.settimeout(timeout)
+                finish(raw)  # read to the end: the connection can go back to the pool
+                if body:
+                    yield body
+                return
+            if body:
+                yield body
+    finally:
+        if greenlet is not None and not decoder.done:
+            sock.settimeout(timeout)
 
 
 def _error_message(payload: Any) -> str | None:
@@ -165,12 +216,20 @@ class SSEEventStream(EventStream):
         self._translate = translate or passthrough_event
 
     def __iter__(self) -> Iterator[StreamEvent]:
-        decoder = SSEDecoder()
+        for batch in self.batches():
+            yield from batch
+
+    def batches(self) -> Iterator[list[StreamEvent]]:
+        """The events of each read together: a burst is relayed in one write, an event alone at once."""
+        decoder, translate = SSEDecoder(), self._translate
         for data in self._transport.read(self._response):
-            for text in decoder.feed(data):
-                yield from self._translate(text)
-        for text in decoder.flush():
-            yield from self._translate(text)
+            if texts := decoder.feed(data):
+                if translate is passthrough_event:
+                    yield [_passthrough(text) for text in texts]
+                elif batch := [event for text in texts for event in translate(text)]:
+                    yield batch
+        if batch := [event for text in decoder.flush() for event in translate(text)]:
+            yield batch
 
     def close(self) -> None:
         self._response.close()
@@ -178,10 +237,19 @@ class SSEEventStream(EventStream):
 
 def passthrough_event(text: str) -> list[StreamEvent]:
     """An OpenAI-compatible event, forwarded as it came."""
+    return [_passthrough(text)]
+
+
+def _passthrough(text: str) -> StreamEvent:
     if text.strip() == DONE:
-        return [StreamEvent(data=DONE, chunk=None)]
+        return StreamEvent(data=DONE, chunk=None)
     try:
-        chunk = json.loads(text)
+        # ~3 times faster than json.loads on a stream chunk (the same objects, except that an
+        # integer past 64 bits, which no chunk field carries, comes back as a float).
+        chunk = orjson.loads(text)
     except ValueError:
-        chunk = None
-    return [StreamEvent(data=text, chunk=chunk if isinstance(chunk, dict) else None)]
+        try:  # what orjson refuses and json accepts: NaN, Infinity, lone surrogates
+            chunk = json.loads(text)
+        except ValueError:
+            chunk = None
+    return StreamEvent(data=text, chunk=chunk if isinstance(chunk, dict) else None)

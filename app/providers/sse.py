@@ -27,7 +27,25 @@ class SSEDecoder:
             self._skip_lf = False
             if chunk.startswith(b"\n"):
                 chunk = chunk[1:]
-        self._buffer += chunk
+        buffer = self._buffer + chunk if self._buffer else chunk
+        if b"\r" in buffer:
+            self._buffer = buffer
+            return self._lines()
+        # Lines end in \n only (what servers send): split at the blank lines that end events.
+        blocks = buffer.split(b"\n\n")
+        self._buffer = blocks.pop()  # what follows the last complete event: kept whole until it is one
+        events: list[str] = []
+        for block in blocks:
+            if block[:5] == b"data:" and b"\n" not in block and not self._data:
+                value = block[6:] if block[5:6] == b" " else block[5:]
+                events.append(value.decode("utf-8", errors="replace"))
+                continue
+            for line in block.split(b"\n"):
+                self._line(line, events)
+            self._line(b"", events)
+        return events
+
+    def _lines(self) -> list[str]:
         events: list[str] = []
         while match := _LINE_END.search(self._buffer):
             line, self._buffer = self._buffer[: match.start()], self._buffer[match.end() :]
@@ -38,7 +56,7 @@ class SSEDecoder:
 
     def flush(self) -> list[str]:
         """At end of input: a last event lacking its blank line still counts."""
-        events: list[str] = []
+        events = self._lines()
         if self._buffer:
             self._line(self._buffer, events)
             self._buffer = b""

@@ -115,23 +115,29 @@ def call_with_fallbacks(
 def open_primed(provider: Provider, opener: Callable[[], EventStream]) -> EventStream:
     """Open a stream and read its first event, so a stream that dies before it can still be retried."""
     events = opener()
-    iterator = iter(events)
+    batches = events.batches()
     try:
-        first = next(iterator)
+        first = next(batches)
     except StopIteration:
         events.close()
         raise UpstreamCut(f"Provider {provider.name!r} ended the stream before sending anything.") from None
     except BaseException:
         events.close()
         raise
-    return _PrimedStream(events, first, iterator)
+    return _PrimedStream(events, first, batches)
 
 
 class _PrimedStream(EventStream):
-    def __init__(self, events: EventStream, first: StreamEvent, rest: Iterator[StreamEvent]) -> None:
+    def __init__(
+        self, events: EventStream, first: Sequence[StreamEvent], rest: Iterator[Sequence[StreamEvent]]
+    ) -> None:
         self._events, self._first, self._rest = events, first, rest
 
     def __iter__(self) -> Iterator[StreamEvent]:
+        for batch in self.batches():
+            yield from batch
+
+    def batches(self) -> Iterator[Sequence[StreamEvent]]:
         yield self._first
         yield from self._rest
 

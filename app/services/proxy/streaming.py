@@ -183,6 +183,9 @@ def relay(
 ) -> Iterator[bytes]:
     """Forward each event as it arrives; record the outcome however the stream ends.
 
+    Events that arrived together (one read upstream) go out together, in one write: nothing
+    waits for more to batch.
+
     The outcome is written in ``finally``: after the stream's end ([DONE], or the
     Responses API's last event), after an upstream failure (sent to the client as a
     last error event), or when the client goes away and the server closes this
@@ -195,27 +198,35 @@ def relay(
     error: GatewayError | None = None
     delivered = finished = recorded = False
     last: bytes | None = None  # a stream's own last event (Responses), held until the record is made
-    upstream = iter(events)
+    upstream = events.batches()
+    step = dialect.step
+    pending: list[bytes] = []  # what one batch (one read upstream) gave: sent in one write
     key = id(capture)
     live_streams.add(key)
     try:
         try:
-            for event in upstream:
-                out, ended = dialect.step(event)
-                if ended:
-                    finished, last = True, out
-                    break
-                if out is not None:
+            for batch in upstream:
+                for event in batch:
+                    out, ended = step(event)
+                    if ended:
+                        finished, last = True, out
+                        break
+                    if out is not None:
+                        pending.append(out)
+                if pending:
+                    out, pending = pending[0] if len(pending) == 1 else b"".join(pending), []
                     yield out
+                if finished:
+                    break
             if not finished and not dialect.complete():
                 raise UpstreamCut("The provider ended the stream before it finished.")
         except GatewayError as exc:
             error = exc
-            yield dialect.error(exc)
+            yield b"".join(pending) + dialect.error(exc)
         except Exception:
             log.exception("relaying a stream failed")
             error = GatewayError("The gateway failed while relaying the stream.")
-            yield dialect.error(error)
+            yield b"".join(pending) + dialect.error(error)
         if capture.parent_id or capture.chat_id or dialect.referable:
             finish(outcome(capture=capture, error=error, client_gone=False))
             recorded = True
