@@ -55,6 +55,14 @@ class WorkItem:
         """What the item locks (a session's row): a batch takes its locks in this order."""
         return ""
 
+    @property
+    def claim_key(self) -> str:
+        """What ``claim`` locks (a gateway key's counters): taken in this order, before any session."""
+        return ""
+
+    def claim(self, cursor: Any) -> None:
+        """Work done before every item's ``apply`` (a key's counters), so locks are always taken in one order."""
+
     def apply(self, cursor: Any) -> None:
         raise NotImplementedError
 
@@ -271,6 +279,8 @@ class GroupCommitWriter:
         for attempt in range(RACE_RETRIES + 1):
             try:
                 with self._time_limit(), self._transaction() as cursor:
+                    for item in sorted(items, key=lambda item: item.claim_key):
+                        item.claim(cursor)
                     for item in items:
                         item.apply(cursor)
                 return
