@@ -37,7 +37,10 @@ def period_end(start_ms: int, period: str) -> int:
     start = datetime.fromtimestamp(start_ms / 1000, tz=UTC)
     if period == "day":
         return start_ms + 86_400_000
-    following = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+    if start.month == 12:
+        following = start.replace(year=start.year + 1, month=1)
+    else:
+        following = start.replace(month=start.month + 1)
     return int(following.timestamp() * 1000)
 
 
