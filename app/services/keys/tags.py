@@ -12,6 +12,8 @@ MAX_TAGS = 16
 MAX_VALUE = 128
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 VALUE_PATTERN = re.compile(r"^[\x20-\x7e]{1,128}$")
+# A history filter ``name:value`` (names are matched lower-cased).
+FILTER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}:[\x20-\x7e]{1,128}$"
 
 
 class InvalidTag(InvalidRequest):
