@@ -100,7 +100,7 @@ def _worker_header(response: Response) -> Response:
 
 def register_history_api(app: Flask) -> None:
     """The history API (sessions, requests, responses, stats) with /openapi.json and /docs."""
-    from app.api import history, sessions, stats
+    from app.api import history, keys, sessions, stats
     from app.api.rest import create_api
 
     api = create_api(app)
@@ -110,7 +110,7 @@ def register_history_api(app: Flask) -> None:
         return
     if settings.admin_api_key is None:
         log.warning("history API open to loopback clients only (ADMIN_API_KEY not set)")
-    for module in (sessions, history, stats):
+    for module in (sessions, history, stats, keys):
         api.register_blueprint(module.blp)
     if settings.enable_persistence:
         from app.api.ui import register_ui
