@@ -18,7 +18,7 @@ from app.services.admin.health import HealthMonitor
 from app.services.admin.live_registry import LiveRegistry
 from app.services.audit.log import AuditLog
 from app.services.history.responses_api import previous_items
-from app.services.keys.gate import KeyGate
+from app.services.keys.gate import Counters, KeyGate
 from app.services.keys.verify import KeyVerifier
 from app.services.proxy.chat import ChatService
 from app.services.search.indexer import SearchIndexer
@@ -68,6 +68,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
             store_embedding_vectors=settings.store_embedding_vectors,
             keys=None if audit is None else KeyGate(
                 verifier=KeyVerifier(get_engine(settings.database_url)), limits=audit.sql.limits,
+                counters=Counters(audit.engine, wait_s=max(audit.write_timeout_s, 2.0)),
                 mode=settings.gateway_keys, prices=settings.model_prices,
             ),
             prices=settings.model_prices,

@@ -29,39 +29,22 @@ def note_repairs(row: dict[str, Any], notes: list[str]) -> bool:
 class OpenRequest(WorkItem):
     """Touch the session, build the provider request, insert the request row."""
 
-    __slots__ = ("audit", "record", "build", "payload", "build_error", "refusal")
+    __slots__ = ("audit", "record", "build", "payload", "build_error")
 
     def __init__(self, audit: AuditLog, record: RequestRecord, build: Callable) -> None:
         super().__init__()
         self.audit, self.record, self.build = audit, record, build
         self.payload: dict[str, Any] | None = None
         self.build_error: GatewayError | None = None
-        self.refusal: GatewayError | None = None
 
     @property
     def lock_key(self) -> str:
         return self.record.session_id
 
-    @property
-    def claim_key(self) -> str:
-        use = self.record.key_use
-        return "" if use is None else f"{use.key.id:020d}"
-
-    def claim(self, cursor: Any) -> None:
-        """A keyed call is admitted against its key's counters (over its budget or rate: refused)."""
-        self.refusal = None
-        if self.record.key_use is not None:
-            try:
-                self.record.key_use.admit(cursor)
-            except GatewayError as exc:
-                self.refusal = exc
-
     def apply(self, cursor: Any) -> None:
         record, sql = self.record, self.audit.sql
         record.conversation = sql.touch_session(cursor, record.session_row)
         try:
-            if self.refusal is not None:
-                raise self.refusal
             self.payload = self.build(record.conversation)
         except GatewayError as exc:  # still recorded: as a request that failed before upstream
             self.build_error = exc
@@ -107,10 +90,10 @@ class CloseRequest(WorkItem):
         return self.record.session_id
 
     @property
-    def claim_key(self) -> str:
+    def last_key(self) -> str:
         return "" if self.settle is None else f"{self.settle['kid']:020d}"
 
-    def claim(self, cursor: Any) -> None:
+    def apply_last(self, cursor: Any) -> None:
         if self.settle is not None:
             self.audit.sql.limits.settle(cursor, self.settle)
 

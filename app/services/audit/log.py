@@ -116,8 +116,7 @@ class AuditLog:
         Returns once the request is durable: committed, or in the journal. ``build``
         runs inside the transaction because some providers need the session's
         continuity state. AUDIT_FAILURE_MODE=closed raises AuditUnavailable when the
-        request can be kept nowhere. ``key_use`` (a keyed call) is admitted in the same
-        transaction, before ``build``; its refusal is recorded like a build error.
+        request can be kept nowhere. ``key_use`` (a keyed call, admitted) is settled with its ending.
         """
         now = now_ms()
         record = RequestRecord(
@@ -248,8 +247,6 @@ class AuditLog:
                     self._refuse(record, item.build_error)
                 return item.payload
             error = item.error
-        if record.key_use is not None:  # the counters cannot be asked: the spend is counted on replay
-            record.key_use.unchecked()
         try:
             payload, build_error = build(record.conversation), None
         except GatewayError as exc:

@@ -8,18 +8,45 @@ its rotation grace is refused in both modes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.engine import Engine
+
 from app.config import ModelPrice
-from app.errors import Forbidden, GatewayError, InvalidRequest, Unauthorized
+from app.errors import Forbidden, GatewayError, InvalidRequest, TooManyRequests, Unauthorized
 from app.models import now_ms
+from app.services.audit.connection import Transactions
 from app.services.keys import tags as tag_rules
 from app.services.keys.limits import LimitStatements, Reservation, period_start
 from app.services.keys.secrets import looks_like_key
 from app.services.keys.store import model_allowed
 from app.services.keys.verify import KeyInfo, KeysUnavailable, KeyVerifier
+
+log = logging.getLogger(__name__)
+
+
+class Counters:
+    """Short transactions on the keys' counters, each on a pooled connection, bounded like audit writes."""
+
+    def __init__(self, engine: Engine, *, wait_s: float) -> None:
+        self.engine, self.wait_s = engine, wait_s
+        self._warned = 0.0
+
+    def run(self, work: Callable[[Any], None]) -> None:
+        transactions = Transactions(self.engine, wait_s=self.wait_s)
+        try:
+            transactions.run(work)
+        finally:
+            transactions.release()
+
+    def unreachable(self, error: BaseException) -> None:
+        if time.monotonic() - self._warned > 10:
+            self._warned = time.monotonic()
+            log.warning("gateway key limits unchecked: the counters cannot be reached (%s)", type(error).__name__)
 
 GATEWAY_KEY_MODES = ("optional", "required")
 
@@ -39,7 +66,7 @@ class Access:
 
 @dataclass(slots=True, kw_only=True)
 class KeyUse:
-    """A keyed call's part in its key's counters: admitted (in the audit transaction), then settled."""
+    """A keyed call's part in its key's counters: admitted before it is recorded, settled with its ending."""
 
     key: KeyInfo
     limits: LimitStatements
@@ -47,14 +74,27 @@ class KeyUse:
     tokens: int
     reservation: Reservation | None = None
 
-    def admit(self, cursor: Any) -> None:
-        """Count the call against its key's budget and rate, or raise TooManyRequests."""
-        self.reservation = None
-        if self.key.limited:
-            self.reservation = self.limits.admit(
-                cursor, key=self.key, now_ms=now_ms(), reserve=self.reserve, tokens=self.tokens)
-        else:
+    def admit(self, counters: Counters) -> None:
+        """Count the call against its key's budget and rate (one statement); TooManyRequests when over.
+
+        The statement commits on its own, so the counter row is locked for microseconds, not for
+        a whole audit batch. A database that cannot answer leaves the limits unchecked (logged):
+        the key was verified, and its spend is still counted when the call's record is written.
+        """
+        if not self.key.limited:
             self.unchecked()
+            return
+        result: list[Reservation | TooManyRequests] = []
+        try:
+            counters.run(lambda cursor: result.append(self.limits.admit(
+                cursor, key=self.key, now_ms=now_ms(), reserve=self.reserve, tokens=self.tokens)))
+        except Exception as exc:  # noqa: BLE001 - the database's trouble, not the caller's
+            counters.unreachable(exc)
+            self.unchecked()
+            return
+        if isinstance(result[0], TooManyRequests):
+            raise result[0]
+        self.reservation = result[0]
 
     def unchecked(self) -> None:
         """The database could not be asked (the call goes on from the journal): count its spend only."""
@@ -80,6 +120,7 @@ def call_cost(prices: Mapping[str, ModelPrice], *, provider: str, model: str,
 class KeyGate:
     verifier: KeyVerifier
     limits: LimitStatements
+    counters: Counters
     mode: str = "optional"
     prices: Mapping[str, ModelPrice] = field(default_factory=dict)
     _average: dict[int, float] = field(default_factory=dict)  # a key's last settled cost, in this process
@@ -118,7 +159,9 @@ class KeyGate:
         estimate = call_cost(self.prices, provider=provider, model=model,
                              prompt_tokens=prompt_tokens, completion_tokens=completion) or 0.0
         reserve = max(estimate, self._average.get(key.id, 0.0))
-        return KeyUse(key=key, limits=self.limits, reserve=reserve, tokens=prompt_tokens + completion)
+        use = KeyUse(key=key, limits=self.limits, reserve=reserve, tokens=prompt_tokens + completion)
+        use.admit(self.counters)
+        return use
 
     def spent(self, key_id: int, cost: float) -> None:
         self._average[key_id] = cost

@@ -129,12 +129,15 @@ class ChatService:
         self.keys.check_model(access, body.get("model"), f"{route.provider.name}/{route.model}")
         use = None
         if key is not None and access.refusal is None:
-            use = self.keys.use(
-                key, provider=route.provider.name, model=route.model,
-                prompt_tokens=endpoints.prompt_tokens(call, body) if key.budget_usd is not None or key.tpm else 0,
-                max_tokens=body.get("max_tokens") or body.get("max_completion_tokens")
-                or body.get("max_output_tokens"),
-            )
+            try:
+                use = self.keys.use(
+                    key, provider=route.provider.name, model=route.model,
+                    prompt_tokens=endpoints.prompt_tokens(call, body) if key.budget_usd is not None or key.tpm else 0,
+                    max_tokens=body.get("max_tokens") or body.get("max_completion_tokens")
+                    or body.get("max_output_tokens"),
+                )
+            except GatewayError as exc:  # over its budget or rate: recorded, then refused
+                access.refusal = exc
         return {"key_id": None if key is None else key.id, "tags": access.tags, "key_use": use}
 
     def complete(self, exchange: Exchange) -> Completion:
