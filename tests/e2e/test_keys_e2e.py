@@ -188,9 +188,12 @@ def test_two_instances_hold_one_budget_across_500_calls_at_once(pg_url, upstream
 
         recorded = wait_until(recorded, timeout_s=60) or recorded()
         assert recorded[0] == 500 and recorded[1] == served
-        shown = wait_until(lambda: (lambda k: k if k["calls"] == served else None)(
-            requests.get(f"{second}/v1/keys/hundred", timeout=10).json()), timeout_s=30)
-        assert shown, "the settled calls never reached the served count"
+        def settled():
+            key = requests.get(f"{second}/v1/keys/hundred", timeout=10).json()
+            return key if key["calls"] == served else None
+
+        shown = wait_until(settled, timeout_s=60) or requests.get(f"{second}/v1/keys/hundred", timeout=10).json()
+        assert shown["calls"] == served, (shown, float(recorded[2]))
         stats = requests.get(f"{first}/v1/stats/usage", params={"group_by": "key"}, timeout=10).json()["data"]
         by_key = next(group for group in stats if group["key"] == "hundred")
         assert shown["spent_usd"] == pytest.approx(float(recorded[2]))

@@ -61,7 +61,7 @@ class WorkItem:
         return ""
 
     def apply_last(self, cursor: Any) -> None:
-        """Follow-up work once the item is committed (a key's counters), in a short transaction of its own."""
+        """Work after every item's ``apply``, in the same transaction (a key's counters, after every session)."""
 
     def apply(self, cursor: Any) -> None:
         raise NotImplementedError
@@ -281,25 +281,14 @@ class GroupCommitWriter:
                 with self._time_limit(), self._transaction() as cursor:
                     for item in items:
                         item.apply(cursor)
-                self._apply_last(items)
+                    # Last, in one order: a hot row (a key's counters) is locked only until the commit.
+                    for item in sorted((item for item in items if item.last_key), key=lambda item: item.last_key):
+                        item.apply_last(cursor)
                 return
             except Exception as exc:
                 if attempt == RACE_RETRIES or not self._lost_a_race(exc):
                     raise
                 log.info("audit batch lost a race (%s); retrying", type(exc).__name__)
-
-    def _apply_last(self, items: list[WorkItem]) -> None:
-        """The items' follow-up (a key's counters) apart from the batch, so a hot row is locked for one
-        statement, not a batch and its disk sync; a failure is logged (the rows are committed)."""
-        last = sorted((item for item in items if item.last_key), key=lambda item: item.last_key)
-        if not last:
-            return
-        try:
-            with self._time_limit(), self._transaction() as cursor:
-                for item in last:
-                    item.apply_last(cursor)
-        except Exception as exc:  # noqa: BLE001 - the calls are recorded; only their counters missed this
-            log.warning("counters of %d recorded calls not updated (%s: %s)", len(last), type(exc).__name__, exc)
 
     def _fail_all(self, items: list[WorkItem], error: BaseException) -> None:
         log.warning("audit database unusable (%s: %s): %d writes go elsewhere", type(error).__name__, error, len(items))

@@ -138,8 +138,7 @@ class LimitStatements:
         return self._refusal(cursor, key, reservation, now_ms)
 
     def settle(self, cursor: Any, params: dict[str, Any]) -> None:
-        if self.postgresql:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")  # as admission: no fsync under the row lock
+        """Add a finished call's cost, in the transaction of its response row: counted exactly once."""
         cursor.execute(self.settle_sql, params)
 
     def _refusal(self, cursor: Any, key: Any, reservation: Reservation, now_ms: int) -> TooManyRequests:
