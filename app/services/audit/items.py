@@ -45,6 +45,8 @@ class OpenRequest(WorkItem):
         record, sql = self.record, self.audit.sql
         record.conversation = sql.touch_session(cursor, record.session_row)
         try:
+            if record.key_use is not None and record.key_use.with_request:
+                record.key_use.admit_with_request(cursor)
             self.payload = self.build(record.conversation)
         except GatewayError as exc:  # still recorded: as a request that failed before upstream
             self.build_error = exc
@@ -67,6 +69,8 @@ class OpenRequest(WorkItem):
         self.record.db_id = None
         self.payload = None
         self.build_error = None
+        if self.record.key_use is not None and self.record.key_use.with_request:
+            self.record.key_use.reservation = None  # rolled back with the request
         if not refused_for_content(error):
             self.audit.database_unusable(error)
 

@@ -247,6 +247,8 @@ class AuditLog:
                     self._refuse(record, item.build_error)
                 return item.payload
             error = item.error
+        if record.key_use is not None and record.key_use.reservation is None:
+            record.key_use.unchecked()  # its counters could not be asked: its cost is counted on replay
         try:
             payload, build_error = build(record.conversation), None
         except GatewayError as exc:

@@ -34,6 +34,7 @@ class Counters:
 
     def __init__(self, engine: Engine, *, wait_s: float) -> None:
         self.engine, self.wait_s = engine, wait_s
+        self.sqlite = engine.dialect.name == "sqlite"
         self._warned = 0.0
 
     def run(self, work: Callable[[Any], None]) -> None:
@@ -73,6 +74,9 @@ class KeyUse:
     reserve: float
     tokens: int
     reservation: Reservation | None = None
+    # SQLite: admitted inside the audit transaction that records the request (one writer at a time
+    # anyway, so no lock is held longer), instead of in a write transaction of its own.
+    with_request: bool = False
 
     def admit(self, counters: Counters) -> None:
         """Count the call against its key's budget and rate (one statement); TooManyRequests when over.
@@ -95,6 +99,16 @@ class KeyUse:
         if isinstance(result[0], TooManyRequests):
             raise result[0]
         self.reservation = result[0]
+
+    def admit_with_request(self, cursor: Any) -> None:
+        """Admission in the transaction recording the request (SQLite); TooManyRequests when over."""
+        if not self.key.limited:
+            self.unchecked()
+            return
+        result = self.limits.admit(cursor, key=self.key, now_ms=now_ms(), reserve=self.reserve, tokens=self.tokens)
+        if isinstance(result, TooManyRequests):
+            raise result
+        self.reservation = result
 
     def unchecked(self) -> None:
         """The database could not be asked (the call goes on from the journal): count its spend only."""
@@ -159,8 +173,10 @@ class KeyGate:
         estimate = call_cost(self.prices, provider=provider, model=model,
                              prompt_tokens=prompt_tokens, completion_tokens=completion) or 0.0
         reserve = max(estimate, self._average.get(key.id, 0.0))
-        use = KeyUse(key=key, limits=self.limits, reserve=reserve, tokens=prompt_tokens + completion)
-        use.admit(self.counters)
+        use = KeyUse(key=key, limits=self.limits, reserve=reserve, tokens=prompt_tokens + completion,
+                     with_request=self.counters.sqlite)
+        if not use.with_request:
+            use.admit(self.counters)
         return use
 
     def spent(self, key_id: int, cost: float) -> None:
