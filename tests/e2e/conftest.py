@@ -21,7 +21,7 @@ from app.config import PROJECT_ROOT
 from app.db import dispose_engines
 from tests.conftest import _empty_tables
 
-STARTUP_TIMEOUT_S = 30
+STARTUP_TIMEOUT_S = 90  # generous: a loaded 2-core host takes long to import and fork
 
 
 def free_port() -> int:

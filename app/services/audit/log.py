@@ -153,7 +153,8 @@ class AuditLog:
         Queued, not waited for: the client has its answer; the row follows
         within milliseconds and is flushed at exit. An ending that moves the
         conversation on upstream (Qwen's chat and parent ids) is committed before
-        this returns, so the next turn finds it wherever it lands.
+        this returns, so the next turn finds it wherever it lands; so is an answer a
+        later call may name (a stored response, for ``previous_response_id``).
         """
         if record.closed:
             return
@@ -197,7 +198,7 @@ class AuditLog:
             cost=outcome.cost_usd or 0.0, tokens=outcome.total_tokens or 0)
         item = CloseRequest(self, record, row, continuation, attempts, settle)
         if record.stored in (STORED_DB, None) and self.healthy:
-            self._writer.submit(item, wait=continuation is not None)
+            self._writer.submit(item, wait=continuation is not None or outcome.referable)
         else:
             self.close_elsewhere(item, None)
 

@@ -166,7 +166,7 @@ class ChatService:
         previous = body.get("previous_response_id")
         if previous and self.previous_items is not None:
             items = self.previous_items(previous) + items  # the earlier turns, rebuilt from the audit trail
-        return Call(endpoint=endpoint, response_id=response_id(), items=items)
+        return Call(endpoint=endpoint, response_id=response_id(), items=items, referable=body.get("store") is not False)
 
     def finish_response(self, exchange: Exchange, *, status_code: int, body: Any) -> None:
         """Record a non-streaming exchange from the response the client got."""
@@ -214,6 +214,7 @@ class ChatService:
                     prompt_tokens=outcome.prompt_tokens, completion_tokens=outcome.completion_tokens)
             if self.keys is not None and request.get("key_id") is not None and outcome.cost_usd is not None:
                 self.keys.spent(request["key_id"], outcome.cost_usd)
+            outcome.referable = exchange.call.referable
             self.audit.close(exchange.record, outcome)
 
     def _completion_outcome(self, exchange: Exchange, completion: Completion, status_code: int) -> Outcome:
