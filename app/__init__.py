@@ -8,7 +8,7 @@ from functools import partial
 
 from flask import Flask, Response
 
-from app.config import Settings, configure_logging
+from app.config import ConfigError, Settings, configure_logging
 from app.db import configure_pool, get_engine
 from app.errors import register_error_handlers
 from app.extensions import Gateway
@@ -18,6 +18,8 @@ from app.services.admin.health import HealthMonitor
 from app.services.admin.live_registry import LiveRegistry
 from app.services.audit.log import AuditLog
 from app.services.history.responses_api import previous_items
+from app.services.keys.gate import Counters, KeyGate
+from app.services.keys.verify import KeyVerifier
 from app.services.proxy.chat import ChatService
 from app.services.search.indexer import SearchIndexer
 
@@ -52,6 +54,8 @@ def register_extensions(app: Flask, settings: Settings) -> None:
         if settings.search_indexer:
             indexer = SearchIndexer(settings.database_url)  # started with the worker's other background loops
     else:
+        if settings.gateway_keys == "required":
+            raise ConfigError("GATEWAY_KEYS=required needs the database: not with ENABLE_PERSISTENCE=false")
         log.warning("ENABLE_PERSISTENCE=false: chat calls are NOT being recorded")
         # No database at all: the providers of the environment, fixed until restart.
         registry = ProviderRegistry.from_settings(settings)
@@ -62,6 +66,12 @@ def register_extensions(app: Flask, settings: Settings) -> None:
             previous_items=partial(previous_items, get_engine(settings.database_url))
             if settings.enable_persistence else None,
             store_embedding_vectors=settings.store_embedding_vectors,
+            keys=None if audit is None else KeyGate(
+                verifier=KeyVerifier(get_engine(settings.database_url)), limits=audit.sql.limits,
+                counters=Counters(audit.engine, wait_s=max(audit.write_timeout_s, 2.0)),
+                mode=settings.gateway_keys, prices=settings.model_prices,
+            ),
+            prices=settings.model_prices,
         ),
         indexer=indexer,
     )
@@ -91,7 +101,7 @@ def _worker_header(response: Response) -> Response:
 
 def register_history_api(app: Flask) -> None:
     """The history API (sessions, requests, responses, stats) with /openapi.json and /docs."""
-    from app.api import history, sessions, stats
+    from app.api import history, keys, sessions, stats
     from app.api.model_calls_doc import document_model_calls
     from app.api.rest import create_api
 
@@ -103,7 +113,7 @@ def register_history_api(app: Flask) -> None:
         return
     if settings.admin_api_key is None:
         log.warning("history API open to loopback clients only (ADMIN_API_KEY not set)")
-    for module in (sessions, history, stats):
+    for module in (sessions, history, stats, keys):
         api.register_blueprint(module.blp)
     if settings.enable_persistence:
         from app.api.ui import register_ui

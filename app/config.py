@@ -19,6 +19,7 @@ _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 _SIZE_UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10, "M": 1 << 20, "MB": 1 << 20,
                "MIB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30}
 AUDIT_FAILURE_MODES = ("open", "closed")
+GATEWAY_KEY_MODES = ("optional", "required")
 
 
 class ConfigError(ValueError):
@@ -91,6 +92,8 @@ class Settings:
     db_prepared_statements: bool = True
     # Embeddings calls keep their count, dimensions and usage; the vectors too only when asked.
     store_embedding_vectors: bool = False
+    # Gateway keys on model calls: "optional" attributes calls that carry one, "required" refuses the others.
+    gateway_keys: str = "optional"
 
     @property
     def is_sqlite(self) -> bool:
@@ -143,6 +146,7 @@ class Settings:
             db_max_overflow=_count(env, "DB_MAX_OVERFLOW", 15, minimum=0),
             db_prepared_statements=_bool(env, "DB_PREPARED_STATEMENTS", True),
             store_embedding_vectors=_bool(env, "STORE_EMBEDDING_VECTORS", False),
+            gateway_keys=_choice(env, "GATEWAY_KEYS", GATEWAY_KEY_MODES),
         )
 
     def secrets(self) -> dict[str, str]:

@@ -65,6 +65,18 @@ class Forbidden(GatewayError):
     code = "forbidden"
 
 
+class TooManyRequests(GatewayError):
+    """A gateway key over its budget (``budget_exceeded``) or its rate (``rate_limit_exceeded``)."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, code: str, retry_after_s: int) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = str(max(1, retry_after_s))
+
+
 class Conflict(GatewayError):
     status = 409
     type = "invalid_request_error"

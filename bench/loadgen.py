@@ -24,10 +24,11 @@ REQUEST_BODY = json.dumps({
 }).encode()
 
 
-def http_request(path: str, body: bytes, *, session: str) -> bytes:
+def http_request(path: str, body: bytes, *, session: str, headers: str = "") -> bytes:
+    """``headers``: extra header lines, each ending in CRLF."""
     return (
         f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-        f"X-Session-Id: {session}\r\nContent-Length: {len(body)}\r\n\r\n"
+        f"X-Session-Id: {session}\r\n{headers}Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
 
 
@@ -69,14 +70,15 @@ class RunResult:
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else float("nan")
 
 
-async def closed_loop(host: str, port: int, path: str, *, concurrency: int, seconds: float) -> RunResult:
+async def closed_loop(host: str, port: int, path: str, *, concurrency: int, seconds: float,
+                      headers: str = "") -> RunResult:
     """``concurrency`` clients, each sending requests back to back on one connection, for ``seconds``."""
     result = RunResult()
     deadline = time.perf_counter() + seconds
 
     async def client(index: int) -> None:
         reader, writer = await asyncio.open_connection(host, port)
-        request = http_request(path, REQUEST_BODY, session=f"bench-{index}")
+        request = http_request(path, REQUEST_BODY, session=f"bench-{index}", headers=headers)
         try:
             while time.perf_counter() < deadline:
                 started = time.perf_counter()

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, g, request
 from app.extensions import gateway
 from app.schemas.chat import parse_chat_request
 from app.schemas.model_calls import parse_completions_request, parse_embeddings_request, parse_responses_request
+from app.services.keys.tags import header_tags
 from app.services.proxy.sessions import SESSION_HEADER
 
 bp = Blueprint("proxy", __name__, url_prefix="/v1")
@@ -48,6 +49,8 @@ def _serve(endpoint: str, parse: Callable[[bytes], dict[str, Any]]) -> Response 
         method=request.method,
         path=request.path,
         endpoint=endpoint,
+        authorization=request.headers.get("Authorization"),
+        tag_headers=header_tags(request.headers.items()),
     )
     g.exchange = exchange
     headers = {REQUEST_ID_HEADER: exchange.request_id} if exchange.request_id else {}

@@ -12,11 +12,15 @@ from app.models import now_ms
 from app.providers.base import ENDPOINTS
 from app.services.history.stats import Metrics, usage_report
 from app.services.history.usage_sql import UsageFilters
+from app.services.keys.tags import NAME_PATTERN
+
+
+def tag_name_ok(name: str) -> bool:
+    return bool(NAME_PATTERN.match(name))
 
 
 @click.command("stats")
-@click.option("--by", "group_by", type=click.Choice(["model", "provider", "endpoint", "day"]),
-              help="One row per group.")
+@click.option("--by", "group_by", help="One row per group: model, provider, endpoint, day, key, or tag:NAME.")
 @click.option("--since", help="Only since then: 30m, 2h, 7d, or an ISO time (UTC).")
 @click.option("--model", help="Only this model.")
 @click.option("--provider", help="Only this provider.")
@@ -32,7 +36,12 @@ def stats_command(group_by: str | None, since: str | None, model: str | None, pr
       provider-cli stats --by model --since 7d
       provider-cli stats --by day --json
       provider-cli stats --by endpoint --since 1d
+      provider-cli stats --by key --since 30d
+      provider-cli stats --by tag:team
     """
+    if group_by is not None and group_by not in ("model", "provider", "endpoint", "day", "key") and not (
+            group_by.startswith("tag:") and tag_name_ok(group_by[4:])):
+        raise click.BadParameter("model, provider, endpoint, day, key or tag:NAME", param_hint="--by")
     gateway = open_gateway()
     filters = UsageFilters(model=model, provider=provider, endpoint=endpoint,
                            start_ms=parse_since(since, now_ms=now_ms()))

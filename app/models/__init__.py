@@ -2,6 +2,7 @@
 
 from app.models.base import Base, JSONText, now_ms
 from app.models.history import RESPONSE_STATUSES, Attempt, AuditWorker, ChatSession, Request, Response
+from app.models.keys import GatewayKey, GatewayKeyCounter
 from app.models.providers import ProviderRow
 from app.models.search import SearchDoc
 from app.models.settings import Setting
@@ -13,6 +14,8 @@ __all__ = [
     "AuditWorker",
     "Base",
     "ChatSession",
+    "GatewayKey",
+    "GatewayKeyCounter",
     "JSONText",
     "ProviderRow",
     "Request",

@@ -71,6 +71,9 @@ class Request(LegacyMixin, Base):
         sa.Index("ix_requests_provider_timestamp", "provider", "timestamp"),
         legacy_index("requests"),
         sa.Index("ix_requests_stream_timestamp", "stream", "timestamp"),
+        # Partial: calls without a key cost the hot path no index write.
+        sa.Index("ix_requests_key_id_timestamp", "key_id", "timestamp",
+                 sqlite_where=sa.text("key_id IS NOT NULL"), postgresql_where=sa.text("key_id IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -93,6 +96,9 @@ class Request(LegacyMixin, Base):
     worker_id: Mapped[str | None] = mapped_column(sa.String(40))
     # What the gateway changed so that the database would take the row (NUL escaped, ...).
     repaired: Mapped[str | None] = mapped_column(sa.Text)
+    # The gateway key the call came with (gateway_keys.id; NULL: none), and its tags as a JSON object.
+    key_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    tags: Mapped[dict | None] = mapped_column(JSONText)
 
     session: Mapped[ChatSession] = relationship(back_populates="requests")
     response: Mapped[Response | None] = relationship(
@@ -149,6 +155,8 @@ class Response(LegacyMixin, Base):
     client_disconnected: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     created_at: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms)
     repaired: Mapped[str | None] = mapped_column(sa.Text)
+    # What the call cost by MODEL_PRICES when it ended (NULL: its model has no price).
+    cost_usd: Mapped[float | None] = mapped_column(sa.Float)
 
     request: Mapped[Request] = relationship(back_populates="response")
 

@@ -23,7 +23,12 @@ from app.schemas.common import (
 from app.services.history.paging import PageRequest
 from app.services.history.records import RECORD_ID_PATTERN, Filters, parse_record_id
 from app.services.history.sessions import SessionDetail
+from app.services.keys.store import NAME_PATTERN as KEY_NAME_PATTERN
+from app.services.keys.tags import FILTER_PATTERN as TAG_FILTER
+from app.services.keys.tags import parse_filter
 from app.services.search import query as search_query
+
+KEY_NAME = KEY_NAME_PATTERN.pattern
 
 # Query arguments
 
@@ -90,8 +95,14 @@ class _FilterArgs(PageArgsSchema, DateRangeMixin):
         load_default=False, metadata={"description": "Include the JSON bodies in each row."}
     )
     q = SearchField()
+    tag = fields.String(validate=validate.Regexp(TAG_FILTER), metadata={
+        "error_code": "invalid_tag", "description": "name:value, e.g. team:search: calls carrying that tag."})
+    key = fields.String(validate=validate.Regexp(KEY_NAME), metadata={
+        "error_code": "invalid_key", "description": "Calls made with the gateway key of this name."})
 
     def make(self, data: dict[str, Any], page: PageRequest) -> dict[str, Any]:
+        if "tag" in data:
+            data["tag"] = parse_filter(data["tag"])
         bodies = data.pop("include_bodies")
         start, end = data.pop("start_date", None), data.pop("end_date", None)
         search = data.pop("q", None)
@@ -180,6 +191,8 @@ class RequestSchema(RecordSchema):
     model = fields.String(required=True)
     stream = fields.Boolean(required=True)
     created_at = fields.Integer(required=True)
+    key_id = fields.Integer(allow_none=True, metadata={"description": "The gateway key's id; null: none."})
+    tags = fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True)
     openai_request = fields.Raw(allow_none=True, metadata={"description": "JSON, or text if damaged."})
     provider_request = fields.Raw(allow_none=True, metadata={"description": "JSON, or text if damaged."})
     response_summary = fields.Nested(

@@ -10,6 +10,12 @@ from app.providers.base import ENDPOINTS
 from app.schemas.common import Boolean, DateRangeMixin, FilterText, Integer
 from app.services.history.stats import GROUPINGS
 from app.services.history.usage_sql import UsageFilters
+from app.services.keys.store import NAME_PATTERN as KEY_NAME_PATTERN
+from app.services.keys.tags import FILTER_PATTERN as TAG_FILTER
+from app.services.keys.tags import parse_filter
+
+GROUP_BY_PATTERN = r"^(?:{}|tag:[a-z0-9][a-z0-9_.-]{{0,31}})$".format("|".join(GROUPINGS))
+KEY_NAME = KEY_NAME_PATTERN.pattern
 
 
 class ResponseStatsArgs(Schema):
@@ -17,7 +23,14 @@ class ResponseStatsArgs(Schema):
 
 
 class UsageArgs(DateRangeMixin):
-    group_by = fields.String(validate=validate.OneOf(GROUPINGS))
+    group_by = fields.String(
+        validate=validate.Regexp(GROUP_BY_PATTERN, error=f"Must be one of: {', '.join(GROUPINGS)}, or tag:NAME."),
+        metadata={"description": "A grouping, or tag:NAME (by the value of that tag; \"\" for calls without it)."},
+    )
+    tag = fields.String(validate=validate.Regexp(TAG_FILTER), metadata={
+        "error_code": "invalid_tag", "description": "name:value: only calls carrying that tag."})
+    key = fields.String(validate=validate.Regexp(KEY_NAME), metadata={
+        "error_code": "invalid_key", "description": "Only calls made with the gateway key of this name."})
     model = FilterText()
     provider = FilterText()
     stream = Boolean()
@@ -32,6 +45,8 @@ class UsageArgs(DateRangeMixin):
     def _filters(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
         start, end = data.pop("start_date", None), data.pop("end_date", None)
         group_by, limit = data.pop("group_by", None), data.pop("limit")
+        if "tag" in data:
+            data["tag"] = parse_filter(data["tag"])
         filters = UsageFilters(start_ms=start, end_ms=end, **data)
         return {"group_by": group_by, "limit": limit, "filters": filters}
 

@@ -19,6 +19,8 @@ def test_openapi_documents_every_history_operation(client):
         ("/v1/sessions/{session_id}/stats", "get"), ("/v1/requests", "get"), ("/v1/requests/{id}", "get"),
         ("/v1/requests/{id}", "delete"), ("/v1/requests/{id}/response", "get"), ("/v1/responses", "get"),
         ("/v1/responses/{id}", "get"), ("/v1/responses/stats", "get"), ("/v1/stats/usage", "get"),
+        ("/v1/keys", "get"), ("/v1/keys", "post"), ("/v1/keys/{name}", "get"), ("/v1/keys/{name}/revoke", "post"),
+        ("/v1/keys/{name}/rotate", "post"),
     }
 
 
@@ -45,7 +47,19 @@ def test_parameters_carry_the_validation_rules(client):
     assert params["status"]["schema"]["enum"] == ["ok", "error", "incomplete", "interrupted"]
     assert "pattern" in params["start_date"]["schema"]
     usage = {p["name"]: p for p in spec["paths"]["/v1/stats/usage"]["get"]["parameters"]}
-    assert usage["group_by"]["schema"]["enum"] == ["model", "provider", "session", "endpoint", "day", "hour"]
+    assert usage["group_by"]["schema"]["pattern"] == (
+        "^(?:model|provider|session|endpoint|day|hour|key|tag:[a-z0-9][a-z0-9_.-]{0,31})$")
+    assert usage["tag"]["schema"]["pattern"].startswith("^[A-Za-z0-9]")
+
+
+def test_the_keys_api_documents_its_body_and_the_issued_key(client):
+    spec = client.get("/openapi.json").get_json()
+    create = spec["paths"]["/v1/keys"]["post"]
+    assert {"201", "400", "401", "403", "409"} <= set(create["responses"])
+    body = spec["components"]["schemas"]["KeyCreateArgs"]
+    assert body["required"] == ["name"] and body["properties"]["period"]["enum"] == ["day", "month"]
+    assert "key" in spec["components"]["schemas"]["KeyIssued"]["properties"]
+    assert "key" not in spec["components"]["schemas"]["Key"]["properties"]
 
 
 def test_errors_are_documented_in_the_openai_shape(client):

@@ -55,6 +55,14 @@ class WorkItem:
         """What the item locks (a session's row): a batch takes its locks in this order."""
         return ""
 
+    @property
+    def last_key(self) -> str:
+        """What ``apply_last`` locks (a gateway key's counters): taken in this order; "" for nothing."""
+        return ""
+
+    def apply_last(self, cursor: Any) -> None:
+        """Work after every item's ``apply``, in the same transaction (a key's counters, after every session)."""
+
     def apply(self, cursor: Any) -> None:
         raise NotImplementedError
 
@@ -273,6 +281,9 @@ class GroupCommitWriter:
                 with self._time_limit(), self._transaction() as cursor:
                     for item in items:
                         item.apply(cursor)
+                    # Last, in one order: a hot row (a key's counters) is locked only until the commit.
+                    for item in sorted((item for item in items if item.last_key), key=lambda item: item.last_key):
+                        item.apply_last(cursor)
                 return
             except Exception as exc:
                 if attempt == RACE_RETRIES or not self._lost_a_race(exc):

@@ -45,6 +45,8 @@ class OpenRequest(WorkItem):
         record, sql = self.record, self.audit.sql
         record.conversation = sql.touch_session(cursor, record.session_row)
         try:
+            if record.key_use is not None and record.key_use.with_request:
+                record.key_use.admit_with_request(cursor)
             self.payload = self.build(record.conversation)
         except GatewayError as exc:  # still recorded: as a request that failed before upstream
             self.build_error = exc
@@ -67,6 +69,8 @@ class OpenRequest(WorkItem):
         self.record.db_id = None
         self.payload = None
         self.build_error = None
+        if self.record.key_use is not None and self.record.key_use.with_request:
+            self.record.key_use.reservation = None  # rolled back with the request
         if not refused_for_content(error):
             self.audit.database_unusable(error)
 
@@ -74,18 +78,28 @@ class OpenRequest(WorkItem):
 class CloseRequest(WorkItem):
     """Insert the response row and any attempt rows (and the request row, if its own write failed)."""
 
-    __slots__ = ("audit", "record", "row", "continuation", "attempts")
+    __slots__ = ("audit", "record", "row", "continuation", "attempts", "settle")
 
     def __init__(
-        self, audit: AuditLog, record: RequestRecord, row: dict, continuation: dict | None, attempts: list[dict]
+        self, audit: AuditLog, record: RequestRecord, row: dict, continuation: dict | None, attempts: list[dict],
+        settle: dict | None = None,
     ) -> None:
         super().__init__()
         self.audit, self.record, self.row, self.continuation = audit, record, row, continuation
         self.attempts = attempts
+        self.settle = settle  # a keyed call's cost, added to its key's spend in the same transaction
 
     @property
     def lock_key(self) -> str:
         return self.record.session_id
+
+    @property
+    def last_key(self) -> str:
+        return "" if self.settle is None else f"{self.settle['kid']:020d}"
+
+    def apply_last(self, cursor: Any) -> None:
+        if self.settle is not None:
+            self.audit.sql.limits.settle(cursor, self.settle)
 
     def apply(self, cursor: Any) -> None:
         record, sql = self.record, self.audit.sql

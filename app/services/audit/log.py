@@ -107,13 +107,16 @@ class AuditLog:
         method: str,
         path: str,
         build: Callable[[Conversation], dict[str, Any]],
+        key_id: int | None = None,
+        tags: dict[str, str] | None = None,
+        key_use: Any = None,
     ) -> tuple[RequestRecord, dict[str, Any]]:
         """Record a request before the upstream call; ``build`` makes the provider's request.
 
         Returns once the request is durable: committed, or in the journal. ``build``
         runs inside the transaction because some providers need the session's
         continuity state. AUDIT_FAILURE_MODE=closed raises AuditUnavailable when the
-        request can be kept nowhere.
+        request can be kept nowhere. ``key_use`` (a keyed call, admitted) is settled with its ending.
         """
         now = now_ms()
         record = RequestRecord(
@@ -122,6 +125,7 @@ class AuditLog:
             conversation=Conversation(session_id=session_id),
             started_ms=now,
             started=time.perf_counter(),
+            key_use=key_use,
         )
         record.session_row = {
             "id": session_id, "chat_id": None, "parent_id": None,
@@ -133,6 +137,7 @@ class AuditLog:
             "method": method, "path": path, "openai_request": openai_request,
             "provider_request": None, "provider": provider, "model": model,
             "stream": stream, "created_at": now, "worker_id": self.worker.id,
+            "key_id": key_id, "tags": dumps(tags),
         }
         self.open_calls[record.request_id] = now
         try:
@@ -170,7 +175,7 @@ class AuditLog:
             "status": outcome.status, "status_code": outcome.status_code,
             "error": outcome.error, "provider": outcome.provider, "duration_ms": record.elapsed_ms(),
             "ttft_ms": outcome.ttft_ms, "client_disconnected": outcome.client_disconnected,
-            "created_at": now,
+            "created_at": now, "cost_usd": outcome.cost_usd,
         }
         continuation = None
         if outcome.parent_id is not None or outcome.chat_id is not None:
@@ -188,7 +193,10 @@ class AuditLog:
             }
             for a in outcome.attempts
         ] if len(outcome.attempts) > 1 else []
-        item = CloseRequest(self, record, row, continuation, attempts)
+        use = record.key_use
+        settle = None if use is None or use.reservation is None else use.reservation.settle_params(
+            cost=outcome.cost_usd or 0.0, tokens=outcome.total_tokens or 0)
+        item = CloseRequest(self, record, row, continuation, attempts, settle)
         if record.stored in (STORED_DB, None) and self.healthy:
             self._writer.submit(item, wait=continuation is not None or outcome.referable)
         else:
@@ -240,6 +248,8 @@ class AuditLog:
                     self._refuse(record, item.build_error)
                 return item.payload
             error = item.error
+        if record.key_use is not None and record.key_use.reservation is None:
+            record.key_use.unchecked()  # its counters could not be asked: its cost is counted on replay
         try:
             payload, build_error = build(record.conversation), None
         except GatewayError as exc:
@@ -285,6 +295,8 @@ class AuditLog:
             "attempts": item.attempts, "continuation": item.continuation,
             "session": record.session_row, "request": record.request_row,
         }
+        if item.settle is not None:
+            entry["settle"] = item.settle
         if record.stored == STORED_DEAD or (error is not None and refused_for_content(error)):
             stored = self.journal.dead_letter(entry, describe(error) if error else "its request was refused")
             self.counts["dead_letters"] += stored

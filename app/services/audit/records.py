@@ -60,6 +60,7 @@ class Outcome:
     provider: str | None = None  # the one that answered (or failed last)
     attempts: list[AttemptRecord] = field(default_factory=list)
     response_id: str | None = None  # the answer's public id when the client saw one (the Responses API's)
+    cost_usd: float | None = None  # by MODEL_PRICES; None: the model has no price
     referable: bool = False  # a later call may name it (previous_response_id): committed before the answer ends
 
 
@@ -77,6 +78,9 @@ class RequestRecord:
     db_id: int | None = None
     stored: str | None = None  # STORED_DB, STORED_JOURNAL, STORED_DEAD; None: nowhere yet
     closed: bool = False
+    # A keyed call's part in its key's counters (services.keys.gate.KeyUse): admitted with the
+    # request row, settled with the response row.
+    key_use: Any = None
 
     def elapsed_ms(self) -> int:
         return int((time.perf_counter() - self.started) * 1000)

@@ -56,7 +56,10 @@ def apply(sql: AuditStatements, cursor: Any, record: dict[str, Any]) -> None:
         if db_id is None:
             raise MissingRequest(f"request {record['request_id']} is not recorded")
     response = record["response"]
-    cursor.execute(sql.replay_response_sql, {**response, "request_id": db_id, "repaired": response.get("repaired")})
+    cursor.execute(sql.replay_response_sql, {"cost_usd": None, **response, "request_id": db_id,
+                                             "repaired": response.get("repaired")})
+    if record.get("settle") and cursor.rowcount:  # the ending was not there: its cost was not counted either
+        sql.limits.settle(cursor, record["settle"])
     if record["attempts"]:
         cursor.executemany(sql.replay_attempt_sql, [{**a, "request_id": db_id} for a in record["attempts"]])
     if record["continuation"] is not None:
@@ -68,7 +71,8 @@ def _request(sql: AuditStatements, cursor: Any, session: dict[str, Any], request
     if db_id is not None:
         return db_id
     cursor.execute(sql.replay_session_sql, session)
-    cursor.execute(sql.replay_request_sql, {"worker_id": None, "repaired": None, **request})
+    cursor.execute(sql.replay_request_sql, {"worker_id": None, "repaired": None, "key_id": None, "tags": None,
+                                            **request})
     return cursor.fetchone()[0]
 
 

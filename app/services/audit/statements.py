@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.models import Attempt, AuditWorker, ChatSession, Request, Response
 from app.providers.base import Conversation
+from app.services.keys.limits import LimitStatements
 
 _sessions = ChatSession.__table__
 _requests = Request.__table__
@@ -34,6 +35,7 @@ class AuditStatements:
         if insert is None:
             raise RuntimeError(f"unsupported database {dialect.name!r}: use SQLite or PostgreSQL")
         self.dialect_name = dialect.name
+        self.limits = LimitStatements(dialect)  # gateway keys' counters, changed in the same transactions
         upsert = insert(_sessions)
         upsert = upsert.on_conflict_do_update(
             index_elements=[_sessions.c.id],

@@ -142,5 +142,5 @@ def _interrupted(db_id: int, session_id: str, model: str, provider: str, now: in
         "prompt_tokens": None, "completion_tokens": None, "total_tokens": None, "usage_estimated": False,
         "finish_reason": None, "status": "interrupted", "status_code": None, "error": INTERRUPTED,
         "provider": provider, "duration_ms": None, "ttft_ms": None, "client_disconnected": False,
-        "created_at": now,
+        "created_at": now, "cost_usd": None,
     }

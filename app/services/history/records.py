@@ -20,6 +20,7 @@ from app.services.history import rollups
 from app.services.history.matching import model_matches, model_names, plan_filters, request_matches
 from app.services.history.paging import Page, PageRequest, fetch_page, unindexed
 from app.services.history.sessions import in_session
+from app.services.history.tag_sql import key_matches, tag_matches
 from app.services.search.query import SearchQuery
 
 RecordId = int | str  # the integer id, or the record's UUID
@@ -51,6 +52,8 @@ class Filters:
     has_error: bool | None = None
     # Content search: calls whose messages and answer hold every term.
     search: SearchQuery | None = None
+    tag: tuple[str, str] | None = None  # (name, value): calls carrying that tag
+    key: str | None = None  # calls made with the gateway key of this name
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +268,10 @@ def _request_conditions(
         where.append(model_matches(
             filters.model, model_column=column(Request.model), provider_column=column(Request.provider)
         ))
+    if filters.tag is not None:
+        where.append(tag_matches(filters.tag))
+    if filters.key is not None:
+        where.append(key_matches(filters.key))
     if filters.search is not None and not filters.search.many:  # many: list_requests adds it last
         where.append(request_matches(filters.search))
     if dated is not None:

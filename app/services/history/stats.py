@@ -11,13 +11,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.config import ModelPrice
-from app.models import Response, now_ms
+from app.models import GatewayKey, Response, now_ms
 from app.providers.base import CLIENT_PATHS
 from app.services.history import rollups, usage_sql
 from app.services.history.sessions import get_session, in_session
 from app.services.history.usage_sql import UsageFilters, bucket_width
 
-GROUPINGS = ("model", "provider", "session", "endpoint", "day", "hour")
+GROUPINGS = ("model", "provider", "session", "endpoint", "day", "hour", "key")  # and tag:NAME
 _ENDPOINT_OF_PATH = {path: endpoint for endpoint, path in CLIENT_PATHS.items()}  # groups by endpoint: "chat", ...
 _LATENCY_POINTS = (50, 95, 99)
 _TTFT_POINTS = (50,)
@@ -182,7 +182,7 @@ def usage_report(
     oldest = db.scalar(sa.select(sa.func.min(Response.timestamp)))
     if oldest is None:
         spans = []
-    elif group_by in _ROLLED_UP and filters.session_id is None and filters.endpoint is None:
+    elif group_by in _ROLLED_UP and not filters.live_only:
         lo = max(lo or 0, rollups.day_of(oldest))
         first, end = rollups.closed_days(lo, min(now, past_end or now) - 1, now=now)
         if end > first:
@@ -212,6 +212,8 @@ def usage_report(
                     target = metrics.latency_ms if kind == "duration" else metrics.ttft_ms
                     target.update({f"p{p}": bucket_value(getattr(row, f"p{p}")) for p in points})
     ordered = _order(groups, group_by)
+    if group_by == "key":
+        _name_keys(db, ordered)
     return UsageReport(
         group_by=group_by, start_ms=filters.start_ms, end_ms=filters.end_ms, totals=totals,
         groups=ordered[:limit] if group_by else [], has_more=len(ordered) > limit,
@@ -247,6 +249,13 @@ def _fold(
     return totals, groups, dimensions
 
 
+def _name_keys(db: Session, groups: list[UsageGroup]) -> None:
+    """Groups by key are shown by the key's name ("" for calls without a key)."""
+    names = dict(db.execute(sa.select(GatewayKey.id, GatewayKey.name)).all())
+    for group in groups:
+        group.key = names.get(int(group.key), f"#{group.key}") if group.key.isdigit() else ""
+
+
 def _order(groups: dict[Any, UsageGroup], group_by: str | None) -> list[UsageGroup]:
     if group_by is None:
         return []
@@ -257,7 +266,8 @@ def _order(groups: dict[Any, UsageGroup], group_by: str | None) -> list[UsageGro
     else:
         ordered = sorted(groups.items(), key=lambda item: (-item[1].requests, str(item[0])))
         for key, group in ordered:
-            group.key = _ENDPOINT_OF_PATH.get(key, str(key)) if group_by == "endpoint" else str(key)
+            group.key = "" if key is None else (
+                _ENDPOINT_OF_PATH.get(key, str(key)) if group_by == "endpoint" else str(key))
     return [group for _, group in ordered]
 
 

@@ -20,11 +20,12 @@ import sqlalchemy as sa
 from app.models import Request, Response
 from app.models.usage import UsageRollup, UsageRollupDayLatency, UsageRollupLatency
 from app.providers.base import CLIENT_PATHS
+from app.services.history.tag_sql import TagValue, key_matches, tag_matches
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
-_ON_REQUESTS = ("model", "provider", "session", "endpoint")  # groupings that need the request row
+_ON_REQUESTS = ("model", "provider", "session", "endpoint", "key")  # groupings that need the request row
 
 
 def const(value: int) -> sa.ColumnElement:
@@ -57,6 +58,13 @@ class UsageFilters:
     endpoint: str | None = None  # chat, embeddings, completions, responses (live only: rollups do not keep it)
     start_ms: int | None = None
     end_ms: int | None = None
+    tag: tuple[str, str] | None = None  # (name, value) (live only)
+    key: str | None = None  # a gateway key's name (live only)
+
+    @property
+    def live_only(self) -> bool:
+        """Filters the daily rollups cannot answer."""
+        return self.session_id is not None or self.endpoint is not None or self.tag is not None or self.key is not None
 
 
 def _count_if(condition: sa.ColumnElement) -> sa.ColumnElement:
@@ -68,6 +76,8 @@ def _sum(column: sa.ColumnElement) -> sa.ColumnElement:
 
 
 def live_key(group_by: str | None) -> sa.ColumnElement | None:
+    if group_by is not None and group_by.startswith("tag:"):
+        return TagValue(group_by[4:])
     return {
         None: None,
         "day": (Response.timestamp // const(DAY_MS)) * const(DAY_MS),
@@ -77,6 +87,7 @@ def live_key(group_by: str | None) -> sa.ColumnElement | None:
         "provider": Request.provider,
         "session": Request.session_id,
         "endpoint": Request.path,
+        "key": Request.key_id,
     }[group_by]
 
 
@@ -93,6 +104,10 @@ def _live_where(filters: UsageFilters, lo: int | None, hi: int | None) -> list[s
     ):
         if value is not None:
             where.append(column == value)
+    if filters.tag is not None:
+        where.append(tag_matches(filters.tag))
+    if filters.key is not None:
+        where.append(key_matches(filters.key))
     return where
 
 
@@ -131,8 +146,9 @@ def live_histogram(
     group = [*group[:-1], slot] if group else group
     query = sa.select(*columns, sa.func.count().label("count")).select_from(Response)
     if any(
-        v is not None for v in (filters.model, filters.provider, filters.stream, filters.session_id, filters.endpoint)
-    ) or group_by in _ON_REQUESTS:
+        v is not None for v in (filters.model, filters.provider, filters.stream, filters.session_id, filters.endpoint,
+                                filters.tag, filters.key)
+    ) or group_by in _ON_REQUESTS or (group_by or "").startswith("tag:"):
         query = query.join(Request, Request.id == Response.request_id)
     return query.where(value.is_not(None), *_live_where(filters, lo, hi)).group_by(*group)
 

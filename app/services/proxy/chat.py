@@ -7,16 +7,18 @@ Chat completions, embeddings, legacy completions and the Responses API alike
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from app.config import ModelPrice
 from app.errors import GatewayError, StreamEnded, UpstreamCut, UpstreamTimeout
 from app.providers.base import Completion, Conversation
 from app.providers.registry import ProviderSource, Route
 from app.providers.tokens import estimate_text_tokens
 from app.services.audit.log import AuditLog
 from app.services.audit.records import AttemptRecord, Outcome, RequestRecord
+from app.services.keys.gate import Access, KeyGate, call_cost
 from app.services.proxy import endpoints
 from app.services.proxy.endpoints import Call
 from app.services.proxy.fallback import call_with_fallbacks, open_primed
@@ -65,8 +67,11 @@ class ChatService:
     def __init__(
         self, *, registry: ProviderSource, audit: AuditLog | None, request_timeout_s: float = 120.0,
         previous_items: PreviousItems | None = None, store_embedding_vectors: bool = False,
+        keys: KeyGate | None = None, prices: Mapping[str, ModelPrice] | None = None,
     ) -> None:
         self.registry = registry
+        self.keys = keys  # gateway keys: who calls, with which tags, within which limits
+        self.prices = prices or {}
         self.audit = audit
         self.request_timeout_s = request_timeout_s
         self.previous_items = previous_items
@@ -74,11 +79,21 @@ class ChatService:
 
     def begin(
         self, *, body: dict[str, Any], raw_body: str, session_header: str | None, method: str, path: str,
-        endpoint: str = "chat",
+        endpoint: str = "chat", authorization: str | None = None, tag_headers: Mapping[str, str] | None = None,
     ) -> Exchange:
-        """Route the request and record it before anything is sent upstream."""
+        """Route the request and record it before anything is sent upstream.
+
+        A call its gateway key may not make is recorded with the reason, then refused.
+        """
+        access = None if self.keys is None else self.keys.identify(
+            authorization=authorization, tag_headers=tag_headers or {})
         registry = self.registry.snapshot()  # one view of the providers for the whole call
-        route = registry.route(body.get("model"))
+        try:
+            route = registry.route(body.get("model"))
+        except GatewayError:
+            if access is not None and access.refusal is not None:
+                raise access.refusal from None
+            raise
         routes = registry.fallback_routes(route)
         deadline = time.monotonic() + self.request_timeout_s
         call = self._call_of(endpoint, body)
@@ -86,6 +101,8 @@ class ChatService:
         session_id = session_key(header=session_header, body=body, opening=opening)
 
         def build(conversation: Conversation) -> dict[str, Any]:
+            if access is not None and access.refusal is not None:
+                raise access.refusal
             return endpoints.build(call, route, body, conversation)
 
         if self.audit is None:
@@ -97,11 +114,31 @@ class ChatService:
             session_id=session_id, first_user_message=None if opening is None else opening[:FIRST_MESSAGE_KEPT],
             openai_request=raw_body, provider=route.provider.name, model=route.model,
             stream=bool(body.get("stream")), method=method, path=path, build=build,
+            **self._key_fields(access, call, route, body),
         )
         return Exchange(
             call=call, route=route, routes=routes, deadline=deadline, body=body, payload=payload,
             record=record, started=record.started,
         )
+
+    def _key_fields(self, access: Access | None, call: Call, route: Route, body: dict[str, Any]) -> dict[str, Any]:
+        """What the request row and the key's counters get from the call's key and tags."""
+        if access is None or self.keys is None:
+            return {}
+        key = access.key
+        self.keys.check_model(access, body.get("model"), f"{route.provider.name}/{route.model}")
+        use = None
+        if key is not None and access.refusal is None:
+            try:
+                use = self.keys.use(
+                    key, provider=route.provider.name, model=route.model,
+                    prompt_tokens=endpoints.prompt_tokens(call, body) if key.budget_usd is not None or key.tpm else 0,
+                    max_tokens=body.get("max_tokens") or body.get("max_completion_tokens")
+                    or body.get("max_output_tokens"),
+                )
+            except GatewayError as exc:  # over its budget or rate: recorded, then refused
+                access.refusal = exc
+        return {"key_id": None if key is None else key.id, "tags": access.tags, "key_use": use}
 
     def complete(self, exchange: Exchange) -> Completion:
         """A non-streaming answer, after retries and fallbacks; the after-request hook records it."""
@@ -170,6 +207,13 @@ class ChatService:
             outcome.provider = attempts[-1].provider if attempts else exchange.route.provider.name
             outcome.attempts = attempts
             outcome.response_id = exchange.call.response_id
+            request = exchange.record.request_row
+            if self.prices and outcome.prompt_tokens is not None:
+                outcome.cost_usd = call_cost(
+                    self.prices, provider=request["provider"], model=request["model"],
+                    prompt_tokens=outcome.prompt_tokens, completion_tokens=outcome.completion_tokens)
+            if self.keys is not None and request.get("key_id") is not None and outcome.cost_usd is not None:
+                self.keys.spent(request["key_id"], outcome.cost_usd)
             outcome.referable = exchange.call.referable
             self.audit.close(exchange.record, outcome)
 

@@ -46,6 +46,7 @@ def test_v1_import_keeps_every_field(database_url: str, tmp_path: Path):
             "openai_request": src["request_body"], "provider_request": None,
             "model": sent.get("model", ""), "stream": sent.get("stream") is True,
             "legacy_source": "node-v1", "legacy_id": src["request_id"], "worker_id": None, "repaired": None,
+            "key_id": None, "tags": None,
         }
         response = responses[request["id"]]
         usage = _json(src["response_body"]).get("usage", {})
@@ -90,7 +91,7 @@ def test_v2_import_keeps_every_field(database_url: str, tmp_path: Path):
                                          "openai_request", "model", "created_at")},
             "id": request["id"], "stream": bool(src["stream"]), "provider_request": src["qwen_request"],
             "provider": "qwen", "legacy_source": "node-v2", "legacy_id": src["request_id"],
-            "worker_id": None, "repaired": None,
+            "worker_id": None, "repaired": None, "key_id": None, "tags": None,
         }
     responses = {row["legacy_id"]: row for row in target_rows(database_url, "responses")}
     for src in source_rows(original, "responses"):
@@ -105,7 +106,7 @@ def test_v2_import_keeps_every_field(database_url: str, tmp_path: Path):
             # The original never recorded which provider answered; the request row carries its provider.
             "provider": None, "legacy_source": "node-v2", "legacy_id": src["response_id"],
             "model": by_original_id[src["request_id"]]["model"],  # copied from its request
-            "repaired": None,
+            "repaired": None, "cost_usd": None,
         }
     assert_foreign_keys_hold(database_url)
 
