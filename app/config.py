@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 _SIZE_UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10, "M": 1 << 20, "MB": 1 << 20,
                "MIB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30}
 AUDIT_FAILURE_MODES = ("open", "closed")
+LOG_FORMATS = ("text", "json")
 
 
 class ConfigError(ValueError):
@@ -91,6 +91,10 @@ class Settings:
     db_prepared_statements: bool = True
     # Embeddings calls keep their count, dimensions and usage; the vectors too only when asked.
     store_embedding_vectors: bool = False
+    # Prometheus series at /metrics (METRICS), open to any client that reaches it (METRICS_PUBLIC).
+    metrics: bool = True
+    metrics_public: bool = False
+    log_format: str = "text"  # "json": one JSON object per line, one line per call
 
     @property
     def is_sqlite(self) -> bool:
@@ -143,6 +147,9 @@ class Settings:
             db_max_overflow=_count(env, "DB_MAX_OVERFLOW", 15, minimum=0),
             db_prepared_statements=_bool(env, "DB_PREPARED_STATEMENTS", True),
             store_embedding_vectors=_bool(env, "STORE_EMBEDDING_VECTORS", False),
+            metrics=_bool(env, "METRICS", True),
+            metrics_public=_bool(env, "METRICS_PUBLIC", False),
+            log_format=_choice(env, "LOG_FORMAT", LOG_FORMATS),
         )
 
     def secrets(self) -> dict[str, str]:
@@ -303,13 +310,3 @@ def _model_prices(env: Mapping[str, str]) -> dict[str, ModelPrice]:
             raise ConfigError(f"MODEL_PRICES[{model!r}] prices must be numbers >= 0, got {price!r}")
         prices[model.strip()] = ModelPrice(prompt=float(values[0]), completion=float(values[1]))
     return prices
-
-
-def configure_logging(settings: Settings) -> None:
-    """Route the gateway's loggers to stderr at the configured level."""
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
-    )
-    logging.getLogger("app").setLevel(settings.log_level)
-    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))

@@ -64,3 +64,22 @@ def _models(provider: Provider, *, ttl: float) -> list[dict[str, Any]]:
 def clear_cache() -> None:
     with _lock:
         _cache.clear()
+
+
+def known_model_ids(provider: Provider, *, fetch_ttl: float | None = None) -> tuple[str, ...] | None:
+    """The model ids the cache holds for ``provider`` (none when its listing failed); None when never listed.
+
+    With ``fetch_ttl``, lists it first when the cache has nothing fresh (an upstream call: background only).
+    """
+    if fetch_ttl is not None:
+        try:
+            _models(provider, ttl=fetch_ttl)
+        except UpstreamError:
+            pass
+    with _lock:
+        cached = _cache.get(provider.name)
+    if cached is None or cached[0] is not provider:
+        return None
+    if isinstance(cached[2], UpstreamError):
+        return ()
+    return tuple(str(model.get("id")) for model in cached[2] if isinstance(model, dict))

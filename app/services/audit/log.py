@@ -42,6 +42,7 @@ from app.services.audit.repair import lost_a_race, refused_for_content
 from app.services.audit.segments import JournalStatus
 from app.services.audit.segments import status as journal_status
 from app.services.audit.statements import AuditStatements
+from app.services.telemetry.calls import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,9 @@ class AuditLog:
     """Writes the audit trail of calls to one database, or to the journal while it cannot take them."""
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> AuditLog:
+    def for_settings(cls, settings: Settings, *, telemetry: Telemetry | None = None) -> AuditLog:
         return cls.for_url(
-            settings.database_url, session_timeout_ms=settings.session_timeout_ms,
+            settings.database_url, session_timeout_ms=settings.session_timeout_ms, telemetry=telemetry,
             journal_dir=settings.audit_journal_dir, journal_max_bytes=settings.audit_journal_max_bytes,
             failure_mode=settings.audit_failure_mode, write_timeout_s=settings.audit_write_timeout_s,
         )
@@ -69,9 +70,11 @@ class AuditLog:
 
     def __init__(
         self, engine: Engine, *, session_timeout_ms: int, journal_dir: Path, journal_max_bytes: int = 1 << 30,
-        failure_mode: str = "open", write_timeout_s: float | None = None,
+        failure_mode: str = "open", write_timeout_s: float | None = None, telemetry: Telemetry | None = None,
     ) -> None:
         self.engine = engine
+        self.telemetry = telemetry or Telemetry.off()
+        self.metrics = self.telemetry.sink
         self.session_timeout_ms = session_timeout_ms
         self.failure_mode = failure_mode
         self.sql = AuditStatements(engine.dialect)
@@ -93,6 +96,7 @@ class AuditLog:
             self.tx.transaction, name="audit-writer", release=self.tx.release,
             calls_in_flight=lambda: len(self.open_calls),
             refused_for_content=refused_for_content, lost_a_race=lost_a_race, time_limit=self.tx.time_limit,
+            committed=self.metrics.audit_committed,
         )
 
     def open(
@@ -135,10 +139,12 @@ class AuditLog:
             "stream": stream, "created_at": now, "worker_id": self.worker.id,
         }
         self.open_calls[record.request_id] = now
+        self.telemetry.started(path)
         try:
             payload = self._record_request(record, build)
-        except AuditUnavailable:
+        except AuditUnavailable as exc:
             self.open_calls.pop(record.request_id, None)
+            self._told(record, Outcome(status="error", status_code=exc.status, error=exc.message))
             raise
         return record, payload
 
@@ -161,10 +167,8 @@ class AuditLog:
             "provider_response": dumps(outcome.provider_response),
             "openai_response": dumps(outcome.openai_response),
             "parent_id": outcome.parent_id,
-            "prompt_tokens": outcome.prompt_tokens,
-            "completion_tokens": outcome.completion_tokens,
-            "total_tokens": outcome.total_tokens,
-            "usage_estimated": outcome.usage_estimated,
+            "prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens,
+            "total_tokens": outcome.total_tokens, "usage_estimated": outcome.usage_estimated,
             "finish_reason": outcome.finish_reason,
             "status": outcome.status, "status_code": outcome.status_code,
             "error": outcome.error, "provider": outcome.provider, "duration_ms": record.elapsed_ms(),
@@ -192,6 +196,20 @@ class AuditLog:
             self._writer.submit(item, wait=continuation is not None)
         else:
             self.close_elsewhere(item, None)
+        self._told(record, outcome)
+
+    def _kept(self, where: str) -> None:
+        self.counts[where] += 1
+        (self.metrics.audit_journaled if where == "journaled" else self.metrics.audit_dead_letter)()
+
+    def _told(self, record: RequestRecord, outcome: Outcome) -> None:
+        """The metrics and the call log hear of every ending, wherever its row went."""
+        request = record.request_row
+        self.telemetry.ended(
+            request_id=record.request_id, session_id=record.session_id, path=request["path"],
+            provider=request["provider"], model=request["model"], outcome=outcome, stream=request["stream"],
+            duration_s=time.perf_counter() - record.started,
+        )
 
     def flush(self) -> None:
         """Return once every queued row is written (tests, shutdown)."""
@@ -260,11 +278,11 @@ class AuditLog:
         if error is not None and refused_for_content(error):
             if self.journal.dead_letter(entry, describe(error)):
                 record.stored = STORED_DEAD
-                self.counts["dead_letters"] += 1
+                self._kept("dead_letters")
                 return
         elif self.journal.append(entry, admit=True, durable=True):
             record.stored = STORED_JOURNAL
-            self.counts["journaled"] += 1
+            self._kept("journaled")
             return
         if self.failure_mode == "closed":
             raise AuditUnavailable(
@@ -286,12 +304,15 @@ class AuditLog:
         }
         if record.stored == STORED_DEAD or (error is not None and refused_for_content(error)):
             stored = self.journal.dead_letter(entry, describe(error) if error else "its request was refused")
-            self.counts["dead_letters"] += stored
+            if stored:
+                self._kept("dead_letters")
         else:
             stored = self.journal.append(entry, admit=record.stored is None, durable=False)
-            self.counts["journaled"] += stored
+            if stored:
+                self._kept("journaled")
         if not stored:
             self.counts["unrecorded"] = self.journal.count_unrecorded()
+            self.metrics.audit_unrecorded()
             log.error(
                 "AUDIT UNRECORDED: request %s (session %s, status %s) is recorded nowhere: "
                 "the database and the journal are unusable", record.request_id, record.session_id, item.row["status"],

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from app.errors import GatewayError, StreamEnded, UpstreamCut, UpstreamTimeout
-from app.providers.base import Completion, Conversation
+from app.providers.base import CLIENT_PATHS, Completion, Conversation
 from app.providers.registry import ProviderSource, Route
 from app.providers.tokens import estimate_text_tokens
 from app.services.audit.log import AuditLog
@@ -23,6 +23,7 @@ from app.services.proxy.fallback import call_with_fallbacks, open_primed
 from app.services.proxy.sessions import FIRST_MESSAGE_KEPT, session_key
 from app.services.proxy.streaming import relay
 from app.services.proxy.translate_responses import input_items, response_id
+from app.services.telemetry.calls import Telemetry
 
 # Earlier turns of a Responses conversation (previous_response_id), from the audit trail.
 PreviousItems = Callable[[str], list[dict[str, Any]]]
@@ -44,6 +45,7 @@ class Exchange:
     attempts: list[AttemptRecord] = field(default_factory=list)
     completion: Completion | None = None
     streaming: bool = False
+    ended: bool = False
 
     @property
     def stream(self) -> bool:
@@ -65,9 +67,12 @@ class ChatService:
     def __init__(
         self, *, registry: ProviderSource, audit: AuditLog | None, request_timeout_s: float = 120.0,
         previous_items: PreviousItems | None = None, store_embedding_vectors: bool = False,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.registry = registry
         self.audit = audit
+        # Told of each call's start and end by the audit trail; here only when nothing is recorded.
+        self.telemetry = audit.telemetry if audit is not None else telemetry or Telemetry.off()
         self.request_timeout_s = request_timeout_s
         self.previous_items = previous_items
         self.store_embedding_vectors = store_embedding_vectors
@@ -89,10 +94,12 @@ class ChatService:
             return endpoints.build(call, route, body, conversation)
 
         if self.audit is None:
-            return Exchange(
+            exchange = Exchange(
                 call=call, route=route, routes=routes, deadline=deadline, body=body, record=None,
                 started=time.perf_counter(), payload=build(Conversation(session_id=session_id)),
             )
+            self.telemetry.started(path)
+            return exchange
         record, payload = self.audit.open(
             session_id=session_id, first_user_message=None if opening is None else opening[:FIRST_MESSAGE_KEPT],
             openai_request=raw_body, provider=route.provider.name, model=route.model,
@@ -115,6 +122,7 @@ class ChatService:
             route.provider, lambda: endpoints.open_stream(exchange.call, route, payload, exchange.body,
                                                           exchange.conversation)))
         exchange.streaming = True
+        self.telemetry.sink.stream_opened()
         return relay(
             events,
             dialect=endpoints.dialect(exchange.call, exchange.route, exchange.body, started=exchange.started),
@@ -147,7 +155,7 @@ class ChatService:
 
     def abandon(self, exchange: Exchange) -> None:
         """A stream the server closed without ever iterating: the client never got it."""
-        if exchange.record is not None and not exchange.record.closed:
+        if not exchange.ended:
             self._finish(exchange, Outcome(
                 status="incomplete", status_code=200, client_disconnected=True,
                 error="The stream was closed before it started.",
@@ -165,12 +173,23 @@ class ChatService:
         return result
 
     def _finish(self, exchange: Exchange, outcome: Outcome) -> None:
+        if exchange.ended:
+            return
+        exchange.ended = True
+        if exchange.streaming:
+            self.telemetry.sink.stream_closed()
+        attempts = exchange.attempts
+        outcome.provider = attempts[-1].provider if attempts else exchange.route.provider.name
+        outcome.attempts = attempts
+        outcome.response_id = exchange.call.response_id
         if self.audit is not None and exchange.record is not None:
-            attempts = exchange.attempts
-            outcome.provider = attempts[-1].provider if attempts else exchange.route.provider.name
-            outcome.attempts = attempts
-            outcome.response_id = exchange.call.response_id
             self.audit.close(exchange.record, outcome)
+        elif self.audit is None:
+            self.telemetry.ended(
+                request_id=None, session_id=None, path=CLIENT_PATHS.get(exchange.call.endpoint, ""),
+                provider=exchange.route.provider.name, model=exchange.route.model, outcome=outcome,
+                duration_s=time.perf_counter() - exchange.started, stream=exchange.stream,
+            )
 
     def _completion_outcome(self, exchange: Exchange, completion: Completion, status_code: int) -> Outcome:
         body, call = completion.body, exchange.call
