@@ -83,7 +83,7 @@ def test_errors_retries_and_fallbacks_are_counted_by_reason(make_settings, monke
     call = {**CHAT, "model": "lm-studio/gpt-x"}
     with responses.RequestsMock(assert_all_requests_are_fired=False) as upstream:
         url = "http://upstream.test/v1/chat/completions"
-        upstream.add(responses.POST, url, status=400, json={"error": {"message": "bad", "type": "invalid_request_error"}})
+        upstream.add(responses.POST, url, status=400, json={"error": {"message": "bad", "type": "invalid_request"}})
         assert client.post("/v1/chat/completions", json=call).status_code == 400
         upstream.replace(responses.POST, url, status=503, json={"error": {"message": "busy"}})
         assert client.post("/v1/chat/completions", json=call).status_code == 503

@@ -31,7 +31,8 @@ def random_model() -> str:
 def test_ten_thousand_calls_with_distinct_sessions_and_random_models_leave_the_series_bounded(make_settings):
     app = create_app(make_settings(default_provider="mock"))
     client = app.test_client()
-    warm = client.post("/v1/chat/completions", json={"model": "mock-chat", "messages": [{"role": "user", "content": "w"}]})
+    warm = client.post("/v1/chat/completions",
+                       json={"model": "mock-chat", "messages": [{"role": "user", "content": "w"}]})
     assert warm.status_code == 200
     before = series(client)
     for number in range(CALLS):
