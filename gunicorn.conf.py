@@ -9,6 +9,7 @@ import glob
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,7 +44,8 @@ os.environ.setdefault("GEVENT_RESOLVER", "ares")
 # Prometheus multiprocess mode: every worker writes its series to files here, /metrics sums them.
 # One directory per instance, emptied when the master starts (METRICS=false: none).
 _METRICS_ON = os.environ.get("METRICS", "true").strip().lower() not in ("0", "false", "no", "off", "")
-if _METRICS_ON and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+_OWN_METRICS_DIR = _METRICS_ON and not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _OWN_METRICS_DIR:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(
         tempfile.gettempdir(), f"provider-router-metrics-{os.environ.get('HOST', '127.0.0.1')}-"
         f"{os.environ.get('PORT', '8000')}"
@@ -186,3 +188,5 @@ def worker_exit(server, worker):
 def on_exit(server):
     if _checkpointer is not None and _checkpointer.poll() is None:
         _checkpointer.terminate()
+    if _OWN_METRICS_DIR:  # this instance's series end with it (a directory the operator set is left as it is)
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
