@@ -73,7 +73,9 @@ if os.environ.get("LOG_FORMAT", "").strip().lower() == "json":
         "handlers": {"error_console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"},
                      "console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
         "loggers": {"gunicorn.error": {"level": loglevel.upper(), "handlers": ["error_console"], "propagate": False},
-                    "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False}},
+                    # Access lines only when ACCESS_LOG asks for them (the app writes one line per call).
+                    "gunicorn.access": {"level": "INFO" if accesslog else "CRITICAL", "handlers": ["console"],
+                                        "propagate": False}},
     }
 
 
