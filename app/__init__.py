@@ -67,7 +67,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
             registry=registry, audit=audit, request_timeout_s=settings.request_timeout_s, telemetry=telemetry,
             previous_items=partial(previous_items, get_engine(settings.database_url))
             if settings.enable_persistence else None,
-            store_embedding_vectors=settings.store_embedding_vectors,
+            store_embedding_vectors=settings.store_embedding_vectors, tracing=make_tracing(settings),
         ),
         indexer=indexer,
     )
@@ -81,6 +81,15 @@ def make_telemetry(settings: Settings) -> Telemetry:
 
         metrics = Metrics()
     return Telemetry(metrics=metrics, names=ModelNames(None), log_calls=settings.log_format == "json")
+
+
+def make_tracing(settings: Settings):
+    """OpenTelemetry, once an OTLP endpoint is configured; otherwise none of it is even imported."""
+    if not settings.tracing:
+        return None
+    from app.services.telemetry.tracing import Tracing
+
+    return Tracing(capture_content=settings.trace_content)
 
 
 def register_blueprints(app: Flask, settings: Settings) -> None:

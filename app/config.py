@@ -95,6 +95,9 @@ class Settings:
     metrics: bool = True
     metrics_public: bool = False
     log_format: str = "text"  # "json": one JSON object per line, one line per call
+    # OpenTelemetry traces: on once an OTLP endpoint is set; message content only when asked.
+    tracing: bool = False
+    trace_content: bool = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -150,6 +153,9 @@ class Settings:
             metrics=_bool(env, "METRICS", True),
             metrics_public=_bool(env, "METRICS_PUBLIC", False),
             log_format=_choice(env, "LOG_FORMAT", LOG_FORMATS),
+            tracing=bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+            and not _bool(env, "OTEL_SDK_DISABLED", False) and env.get("OTEL_TRACES_EXPORTER", "otlp") != "none",
+            trace_content=_bool(env, "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", False),
         )
 
     def secrets(self) -> dict[str, str]:

@@ -43,6 +43,8 @@ class Gateway:
             self.registry.stop()
         if self.indexer is not None:
             self.indexer.stop()
+        if self.chat.tracing is not None:
+            self.chat.tracing.shutdown()  # the spans still queued are exported
         audit = self.chat.audit
         if audit is None:
             return

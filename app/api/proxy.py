@@ -48,6 +48,7 @@ def _serve(endpoint: str, parse: Callable[[bytes], dict[str, Any]]) -> Response 
         method=request.method,
         path=request.path,
         endpoint=endpoint,
+        trace_headers=request.headers,  # read only while tracing: traceparent, tracestate
     )
     g.exchange = exchange
     headers = {REQUEST_ID_HEADER: exchange.request_id} if exchange.request_id else {}

@@ -93,6 +93,8 @@ class Request(LegacyMixin, Base):
     worker_id: Mapped[str | None] = mapped_column(sa.String(40))
     # What the gateway changed so that the database would take the row (NUL escaped, ...).
     repaired: Mapped[str | None] = mapped_column(sa.Text)
+    # The OpenTelemetry trace of the call (32 hex digits); NULL when tracing is off.
+    trace_id: Mapped[str | None] = mapped_column(sa.String(32))
 
     session: Mapped[ChatSession] = relationship(back_populates="requests")
     response: Mapped[Response | None] = relationship(

@@ -180,6 +180,8 @@ class RequestSchema(RecordSchema):
     model = fields.String(required=True)
     stream = fields.Boolean(required=True)
     created_at = fields.Integer(required=True)
+    trace_id = fields.String(allow_none=True, metadata={
+        "description": "The call's OpenTelemetry trace id (32 hex digits); null when tracing was off."})
     openai_request = fields.Raw(allow_none=True, metadata={"description": "JSON, or text if damaged."})
     provider_request = fields.Raw(allow_none=True, metadata={"description": "JSON, or text if damaged."})
     response_summary = fields.Nested(

@@ -66,16 +66,8 @@ def clear_cache() -> None:
         _cache.clear()
 
 
-def known_model_ids(provider: Provider, *, fetch_ttl: float | None = None) -> tuple[str, ...] | None:
-    """The model ids the cache holds for ``provider`` (none when its listing failed); None when never listed.
-
-    With ``fetch_ttl``, lists it first when the cache has nothing fresh (an upstream call: background only).
-    """
-    if fetch_ttl is not None:
-        try:
-            _models(provider, ttl=fetch_ttl)
-        except UpstreamError:
-            pass
+def known_model_ids(provider: Provider) -> tuple[str, ...] | None:
+    """The model ids the cache holds for ``provider`` (none when its listing failed); None when never listed."""
     with _lock:
         cached = _cache.get(provider.name)
     if cached is None or cached[0] is not provider:
@@ -83,3 +75,9 @@ def known_model_ids(provider: Provider, *, fetch_ttl: float | None = None) -> tu
     if isinstance(cached[2], UpstreamError):
         return ()
     return tuple(str(model.get("id")) for model in cached[2] if isinstance(model, dict))
+
+
+def remember(provider: Provider, models: list[dict[str, Any]] | UpstreamError) -> None:
+    """A listing made elsewhere (the health probe): cached as if listed here."""
+    with _lock:
+        _cache[provider.name] = (provider, time.monotonic(), models)

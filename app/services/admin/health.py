@@ -13,6 +13,7 @@ from app.errors import UpstreamError
 from app.providers.base import Provider
 from app.providers.http import redact_url
 from app.providers.registry import ProviderRegistry
+from app.services.admin import catalog
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class HealthMonitor:
             started = time.perf_counter()
             error = None
             try:
-                provider.list_models(timeout_s=self.timeout_s)
+                catalog.remember(provider, provider.list_models(timeout_s=self.timeout_s))
             except UpstreamError as exc:
                 error = exc.message
             except Exception:  # noqa: BLE001 - a probe must never take the monitor down

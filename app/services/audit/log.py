@@ -111,6 +111,7 @@ class AuditLog:
         method: str,
         path: str,
         build: Callable[[Conversation], dict[str, Any]],
+        trace_id: str | None = None,
     ) -> tuple[RequestRecord, dict[str, Any]]:
         """Record a request before the upstream call; ``build`` makes the provider's request.
 
@@ -136,7 +137,7 @@ class AuditLog:
             "session_id": session_id, "request_id": record.request_id, "timestamp": now,
             "method": method, "path": path, "openai_request": openai_request,
             "provider_request": None, "provider": provider, "model": model,
-            "stream": stream, "created_at": now, "worker_id": self.worker.id,
+            "stream": stream, "created_at": now, "worker_id": self.worker.id, "trace_id": trace_id,
         }
         self.open_calls[record.request_id] = now
         self.telemetry.started(path)

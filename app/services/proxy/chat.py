@@ -7,13 +7,14 @@ Chat completions, embeddings, legacy completions and the Responses API alike
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.errors import GatewayError, StreamEnded, UpstreamCut, UpstreamTimeout
 from app.providers.base import CLIENT_PATHS, Completion, Conversation
-from app.providers.registry import ProviderSource, Route
+from app.providers.http import call_headers
+from app.providers.registry import ProviderRegistry, ProviderSource, Route
 from app.providers.tokens import estimate_text_tokens
 from app.services.audit.log import AuditLog
 from app.services.audit.records import AttemptRecord, Outcome, RequestRecord
@@ -24,6 +25,9 @@ from app.services.proxy.sessions import FIRST_MESSAGE_KEPT, session_key
 from app.services.proxy.streaming import relay
 from app.services.proxy.translate_responses import input_items, response_id
 from app.services.telemetry.calls import Telemetry
+
+if TYPE_CHECKING:
+    from app.services.telemetry.tracing import Tracing  # imported only when tracing is configured
 
 # Earlier turns of a Responses conversation (previous_response_id), from the audit trail.
 PreviousItems = Callable[[str], list[dict[str, Any]]]
@@ -46,6 +50,7 @@ class Exchange:
     completion: Completion | None = None
     streaming: bool = False
     ended: bool = False
+    span: Any = None  # its OpenTelemetry span, while tracing
 
     @property
     def stream(self) -> bool:
@@ -67,23 +72,47 @@ class ChatService:
     def __init__(
         self, *, registry: ProviderSource, audit: AuditLog | None, request_timeout_s: float = 120.0,
         previous_items: PreviousItems | None = None, store_embedding_vectors: bool = False,
-        telemetry: Telemetry | None = None,
+        telemetry: Telemetry | None = None, tracing: Tracing | None = None,
     ) -> None:
         self.registry = registry
         self.audit = audit
         # Told of each call's start and end by the audit trail; here only when nothing is recorded.
         self.telemetry = audit.telemetry if audit is not None else telemetry or Telemetry.off()
+        self.tracing = tracing  # None unless OpenTelemetry is configured: then nothing of it runs here
         self.request_timeout_s = request_timeout_s
         self.previous_items = previous_items
         self.store_embedding_vectors = store_embedding_vectors
 
     def begin(
         self, *, body: dict[str, Any], raw_body: str, session_header: str | None, method: str, path: str,
-        endpoint: str = "chat",
+        endpoint: str = "chat", trace_headers: Mapping[str, str] | None = None,
     ) -> Exchange:
-        """Route the request and record it before anything is sent upstream."""
+        """Route the request and record it before anything is sent upstream.
+
+        ``trace_headers``: the client's W3C ``traceparent`` and ``tracestate``, continued while tracing.
+        """
         registry = self.registry.snapshot()  # one view of the providers for the whole call
         route = registry.route(body.get("model"))
+        span = None
+        if self.tracing is not None:
+            span = self.tracing.start(endpoint=endpoint, model=route.model, provider=route.provider.name,
+                                      base_url=route.provider.base_url, incoming=trace_headers or {})
+            call_headers.set(self.tracing.upstream_headers(span))
+        try:
+            exchange = self._begin(body=body, raw_body=raw_body, session_header=session_header, method=method,
+                                   path=path, endpoint=endpoint, registry=registry, route=route, span=span)
+        except Exception as exc:
+            if span is not None:
+                call_headers.set(None)
+                self.tracing.fail(span, exc)
+            raise
+        exchange.span = span
+        return exchange
+
+    def _begin(
+        self, *, body: dict[str, Any], raw_body: str, session_header: str | None, method: str, path: str,
+        endpoint: str, registry: ProviderRegistry, route: Route, span: Any,
+    ) -> Exchange:
         routes = registry.fallback_routes(route)
         deadline = time.monotonic() + self.request_timeout_s
         call = self._call_of(endpoint, body)
@@ -104,6 +133,7 @@ class ChatService:
             session_id=session_id, first_user_message=None if opening is None else opening[:FIRST_MESSAGE_KEPT],
             openai_request=raw_body, provider=route.provider.name, model=route.model,
             stream=bool(body.get("stream")), method=method, path=path, build=build,
+            trace_id=None if span is None else self.tracing.trace_id(span),
         )
         return Exchange(
             call=call, route=route, routes=routes, deadline=deadline, body=body, payload=payload,
@@ -182,6 +212,9 @@ class ChatService:
         outcome.provider = attempts[-1].provider if attempts else exchange.route.provider.name
         outcome.attempts = attempts
         outcome.response_id = exchange.call.response_id
+        if exchange.span is not None:
+            call_headers.set(None)
+            self.tracing.end(exchange.span, outcome, request_body=exchange.body)
         if self.audit is not None and exchange.record is not None:
             self.audit.close(exchange.record, outcome)
         elif self.audit is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 from app.providers.base import CLIENT_PATHS
@@ -27,8 +26,8 @@ def endpoint_label(path: str | None) -> str:
 class ModelNames:
     """Which model strings may be label values: a provider's default model and the models it lists.
 
-    Read from the catalogue's cache (never an upstream call on the hot path); a provider
-    not listed yet is listed once in the background.
+    Read from the model catalogue's cache, filled by GET /v1/models and the health probes:
+    never an upstream call of its own.
     """
 
     def __init__(self, source: ProviderSource | None, *, refresh_s: float = REFRESH_S) -> None:
@@ -36,8 +35,6 @@ class ModelNames:
         self.refresh_s = refresh_s
         self._known: dict[str, frozenset[str]] = {}
         self._next = 0.0
-        self._listing = False
-        self._lock = threading.Lock()
 
     def label(self, provider: str | None, model: str | None) -> str:
         if not model or not provider:
@@ -65,30 +62,7 @@ class ModelNames:
             log.exception("reading the providers for metric labels failed")
             return
         known: dict[str, frozenset[str]] = {}
-        unlisted = []
         for provider in registry.all():
-            listed = known_model_ids(provider)
-            if listed is None:
-                unlisted.append(provider)
-                listed = ()
-            names = [provider.default_model] if provider.default_model else []
-            known[provider.name] = frozenset([*names, *list(listed)[:MAX_MODELS_PER_PROVIDER]])
+            listed = list(known_model_ids(provider) or ())[:MAX_MODELS_PER_PROVIDER]
+            known[provider.name] = frozenset([provider.default_model, *listed] if provider.default_model else listed)
         self._known = known
-        if unlisted:
-            self._list_soon(unlisted, ttl=registry.models_cache_s)
-
-    def _list_soon(self, providers: list, *, ttl: float) -> None:
-        with self._lock:
-            if self._listing:
-                return
-            self._listing = True
-
-        def run() -> None:
-            try:
-                for provider in providers:
-                    known_model_ids(provider, fetch_ttl=ttl)
-            finally:
-                self._listing = False
-                self._next = 0.0  # read the new listings at the next call
-
-        threading.Thread(target=run, name="metric-model-names", daemon=True).start()
