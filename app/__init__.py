@@ -93,11 +93,13 @@ def make_tracing(settings: Settings):
 
 
 def register_blueprints(app: Flask, settings: Settings) -> None:
-    from app.api import health, metrics, model_list, providers, proxy, responses
+    from app.api import health, model_list, providers, proxy, responses
     from app.api import settings as settings_api
 
     app.register_blueprint(proxy.bp)
     if settings.metrics:
+        from app.api import metrics
+
         app.register_blueprint(metrics.bp)
     if settings.enable_persistence:
         app.register_blueprint(responses.bp)
