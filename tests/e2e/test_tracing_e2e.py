@@ -65,7 +65,8 @@ def test_a_span_per_call_with_genai_attributes_continuing_the_clients_trace(trac
         "gen_ai.response.finish_reasons": ["stop"], "gen_ai.usage.input_tokens": 7, "gen_ai.usage.output_tokens": 2,
     }
     # The upstream was called inside the same trace, as a child of the call's span.
-    forwarded = [h["traceparent"] for h in upstream.headers if h.get("traceparent", "").startswith("00-" + CLIENT_TRACE)]
+    forwarded = [h["traceparent"] for h in upstream.headers
+                 if h.get("traceparent", "").startswith("00-" + CLIENT_TRACE)]
     assert forwarded == [f"00-{CLIENT_TRACE}-{span.span_id.hex()}-01"]
     assert len({h["traceparent"].split("-")[1] for h in upstream.headers}) == 4  # the others: a trace each
     attempts = [s for s in receiver.named("attempt ") if s.trace_id.hex() == CLIENT_TRACE]

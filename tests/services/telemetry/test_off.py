@@ -19,7 +19,8 @@ directory = tempfile.mkdtemp()
 env = {"DATABASE_PATH": directory + "/g.db", "AUDIT_JOURNAL_DIR": directory + "/j", "DEFAULT_PROVIDER": "mock",
        "SEARCH_INDEXER": "false", "LOG_LEVEL": "ERROR", **json.loads(sys.argv[1])}
 app = create_app(Settings.from_env(env))
-reply = app.test_client().post("/v1/chat/completions", headers={"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"},
+traceparent = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
+reply = app.test_client().post("/v1/chat/completions", headers={"traceparent": traceparent},
                                json={"model": "mock-chat", "messages": [{"role": "user", "content": "hi"}]})
 assert reply.status_code == 200, reply.get_json()
 app.extensions["gateway"].stop_background()
