@@ -88,7 +88,12 @@ def start_gateway(
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, env=env,
     )
-    wait_http(f"http://127.0.0.1:{port}/health")
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", timeout_s=120)  # a shared, busy host starts slowly
+    except RuntimeError:
+        process.terminate()
+        process.wait(timeout=30)
+        raise
     return process
 
 
