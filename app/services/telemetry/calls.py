@@ -1,10 +1,13 @@
-"""How a call ended, told once to what watches the gateway: the metrics, the call log line, the trace."""
+"""How a call ended, told once to what watches the gateway: the Prometheus series and the per-call log line.
+
+(Its OpenTelemetry span is ended by the chat service, which holds it: ``tracing``.)
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from app.services.audit.records import Outcome
 from app.services.telemetry.labels import ModelNames, endpoint_label
@@ -17,7 +20,7 @@ MODEL_LOGGED = 200
 @dataclass(slots=True, frozen=True)
 class AttemptEnd:
     provider: str
-    result: str  # see metrics.attempt_result
+    result: str  # attempt_result()
 
 
 @dataclass(slots=True, kw_only=True)
@@ -34,12 +37,6 @@ class CallEnd:
     completion_tokens: int | None = None
     tokens_estimated: bool = False
     attempts: list[AttemptEnd] = field(default_factory=list)
-
-
-class MetricsSink(Protocol):
-    def call_started(self, endpoint: str) -> None: ...
-
-    def call_ended(self, end: CallEnd) -> None: ...
 
 
 class NoMetrics:

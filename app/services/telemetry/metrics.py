@@ -73,7 +73,7 @@ class Metrics:
                                  mode="livemin")
         self.write_seconds = Histogram(PREFIX + "audit_write_seconds", "One audit commit (a group of rows).",
                                        buckets=WRITE_BUCKETS, registry=reg)
-        self._children: dict[tuple[str, str, str, str], tuple[Any, ...]] = {}
+        self._children: dict[tuple[str, ...], tuple[Any, ...]] = {}
         self._in_flight: dict[str, Any] = {}
         self._attempts: dict[tuple[str, str], Any] = {}
         self.database_up.set(1)
@@ -104,10 +104,10 @@ class Metrics:
             prompt.inc(end.prompt_tokens)
         if end.completion_tokens:
             completion.inc(end.completion_tokens)
-        if len(end.attempts) > 1 or (end.attempts and end.attempts[0].result != "ok"):
-            self._attempts_of(end)
-        elif end.attempts:
-            self._attempt(end.attempts[0].provider, "ok").inc()
+        for attempt in end.attempts:
+            self._attempt(attempt.provider, attempt.result).inc()
+        if len(end.attempts) > 1:
+            self._moves(end)
 
     def call_interrupted(self, *, endpoint: str, provider: str, model: str) -> None:
         """A call of a dead process, ended by the sweep (its in-flight count died with the process)."""
@@ -119,9 +119,8 @@ class Metrics:
     def stream_closed(self) -> None:
         self.streams.dec()
 
-    def _attempts_of(self, end: CallEnd) -> None:
-        for attempt in end.attempts:
-            self._attempt(attempt.provider, attempt.result).inc()
+    def _moves(self, end: CallEnd) -> None:
+        """Each attempt after the first: a retry (same provider) or a fallback, by why the one before failed."""
         for previous, attempt in zip(end.attempts, end.attempts[1:], strict=False):
             series = self.retries if attempt.provider == previous.provider else self.fallbacks
             series.labels(attempt.provider, previous.result).inc()
