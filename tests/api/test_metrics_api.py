@@ -103,3 +103,13 @@ def test_scrape_never_counts_itself_as_a_call(make_settings, public):
     client = create_app(make_settings(metrics_public=public)).test_client()
     client.get("/metrics")
     assert total(samples(client), "provider_router_calls_total") == 0
+
+
+def test_calls_the_database_could_not_take_are_counted_as_journaled(app, client):
+    audit = app.extensions["gateway"].chat.audit
+    audit.healthy = False  # what a failed write does: records go to the journal until it recovers
+    assert client.post("/v1/chat/completions", json=CHAT).status_code == 200
+    found = samples(client)
+    assert total(found, "provider_router_audit_journaled_total") == 2  # the request, then its ending
+    assert total(found, "provider_router_calls_total", outcome="ok") == 1
+    assert total(found, "provider_router_audit_records_written_total") == 0
