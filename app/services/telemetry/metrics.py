@@ -31,6 +31,8 @@ class Metrics:
 
     def __init__(self) -> None:
         disable_created_metrics()  # as in multiprocess mode: no *_created series
+        if multiprocess_dir() is not None:  # gunicorn's master made it; a process started otherwise may not have
+            os.makedirs(multiprocess_dir(), exist_ok=True)
         self.registry = CollectorRegistry(auto_describe=True)
         reg = self.registry
 
