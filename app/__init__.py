@@ -121,9 +121,11 @@ def _worker_header(response: Response) -> Response:
 def register_history_api(app: Flask) -> None:
     """The history API (sessions, requests, responses, stats) with /openapi.json and /docs."""
     from app.api import history, sessions, stats
+    from app.api.model_calls_doc import document_model_calls
     from app.api.rest import create_api
 
     api = create_api(app)
+    document_model_calls(api.spec, app)
     settings = app.extensions["gateway"].settings
     if not settings.enable_crud_api:
         log.info("ENABLE_CRUD_API=false: the history API is off")

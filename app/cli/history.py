@@ -18,6 +18,7 @@ from app.cli.common import (
     when,
 )
 from app.models import ChatSession, Request, now_ms
+from app.providers.base import ENDPOINTS
 from app.services.history.paging import MAX_LIMIT, PageRequest
 from app.services.history.records import Filters, get_request, list_requests, resolve_request_id
 from app.services.history.sessions import get_session, list_sessions, session_requests
@@ -32,9 +33,11 @@ def filter_options(function):
     """The filters `history` and `export` share."""
     for option in reversed((
         click.option("--session", "session_id", help="Only this session's requests."),
+        click.option("--endpoint", type=click.Choice(ENDPOINTS), help="Only calls to this OpenAI endpoint."),
         click.option("--model", help="Only this model."),
         click.option("--provider", help="Only this provider."),
-        click.option("--status", type=click.Choice(["ok", "error", "incomplete"]), help="Only this outcome."),
+        click.option("--status", type=click.Choice(["ok", "error", "incomplete", "interrupted"]),
+                     help="Only this outcome."),
         click.option("--since", help="Only since then: 30m, 2h, 7d, or an ISO time (UTC)."),
         click.option("--search", help='Only calls whose messages or answer hold every word ("quotes": a phrase).'),
     )):
@@ -42,13 +45,13 @@ def filter_options(function):
     return function
 
 
-def make_filters(*, session_id, model, provider, status, since, search) -> Filters:
+def make_filters(*, session_id, endpoint, model, provider, status, since, search) -> Filters:
     try:
         query = None if search is None else search_query.parse(search)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--search") from None
     return Filters(
-        session_id=session_id, model=model, provider=provider, status=status,
+        session_id=session_id, endpoint=endpoint, model=model, provider=provider, status=status,
         start_ms=parse_since(since, now_ms=now_ms()), search=query,
     )
 
@@ -64,6 +67,7 @@ def history_command(limit: int, as_json: bool, **filters: Any) -> None:
     Examples:
       provider-cli history -l 20 --status error --since 2h
       provider-cli history --model gpt-4o --provider openai --json
+      provider-cli history --endpoint embeddings --since 1d
       provider-cli history --search 'invoice "due date"'
     """
     gateway = open_gateway()

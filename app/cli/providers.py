@@ -132,7 +132,8 @@ def _fields(function):
         click.option("--api-key-env", help="NAME of the environment variable holding the key (never the key)."),
         click.option("--default-model", help="Model used when a request names none."),
         click.option("--timeout-ms", type=int, help="Upstream timeout."),
-        click.option("--option", "options", multiple=True, metavar="KEY=ENV_NAME", help="A type-specific option."),
+        click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+                     help="A type-specific option, e.g. serves=chat (the endpoints an OpenAI-compatible server has)."),
     )):
         function = option(function)
     return function
@@ -147,7 +148,7 @@ def _body(type_, base_url, api_key_env, default_model, timeout_ms, options) -> d
     if options:
         pairs = [option.partition("=") for option in options]
         if any(not sep or not key for key, sep, _ in pairs):
-            raise click.ClickException("invalid --option: use KEY=ENV_NAME")
+            raise click.ClickException("invalid --option: use KEY=VALUE")
         body["options"] = {key: value for key, _, value in pairs}
     return body
 

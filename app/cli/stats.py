@@ -9,18 +9,21 @@ from sqlalchemy.orm import Session
 
 from app.cli.common import json_option, open_gateway, parse_since, print_json, print_table
 from app.models import now_ms
+from app.providers.base import ENDPOINTS
 from app.services.history.stats import Metrics, usage_report
 from app.services.history.usage_sql import UsageFilters
 
 
 @click.command("stats")
-@click.option("--by", "group_by", type=click.Choice(["model", "provider", "day"]), help="One row per group.")
+@click.option("--by", "group_by", type=click.Choice(["model", "provider", "endpoint", "day"]),
+              help="One row per group.")
 @click.option("--since", help="Only since then: 30m, 2h, 7d, or an ISO time (UTC).")
 @click.option("--model", help="Only this model.")
 @click.option("--provider", help="Only this provider.")
+@click.option("--endpoint", type=click.Choice(ENDPOINTS), help="Only calls to this OpenAI endpoint.")
 @json_option
 def stats_command(group_by: str | None, since: str | None, model: str | None, provider: str | None,
-                  as_json: bool) -> None:
+                  endpoint: str | None, as_json: bool) -> None:
     """Show usage: requests, success rate, tokens, p50/p95 latency, estimated cost.
 
     \b
@@ -28,9 +31,11 @@ def stats_command(group_by: str | None, since: str | None, model: str | None, pr
       provider-cli stats
       provider-cli stats --by model --since 7d
       provider-cli stats --by day --json
+      provider-cli stats --by endpoint --since 1d
     """
     gateway = open_gateway()
-    filters = UsageFilters(model=model, provider=provider, start_ms=parse_since(since, now_ms=now_ms()))
+    filters = UsageFilters(model=model, provider=provider, endpoint=endpoint,
+                           start_ms=parse_since(since, now_ms=now_ms()))
     with Session(gateway.engine) as db:
         report = usage_report(db, filters=filters, group_by=group_by, prices=gateway.settings.model_prices)
     rows = [("total", report.totals), *((group.key, group) for group in report.groups)]

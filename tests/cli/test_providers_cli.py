@@ -59,7 +59,7 @@ def test_add_checks_like_the_rest_api(run, database_url):
         run("providers", "add", "x", "--type", "openai-compatible", "--base-url", "http://user:pw@h/v1"), "credentials"
     )
     assert failed(run("providers", "add", "mock", "--type", "mock"), "already exists")
-    assert failed(run("providers", "add", "x", "--type", "mock", "--option", "bad"), "KEY=ENV_NAME")
+    assert failed(run("providers", "add", "x", "--type", "mock", "--option", "bad"), "KEY=VALUE")
     assert names(database_url) == ["lm-studio", "mock"]
 
 

@@ -155,7 +155,8 @@ class AuditLog:
         Queued, not waited for: the client has its answer; the row follows
         within milliseconds and is flushed at exit. An ending that moves the
         conversation on upstream (Qwen's chat and parent ids) is committed before
-        this returns, so the next turn finds it wherever it lands.
+        this returns, so the next turn finds it wherever it lands; so is an answer a
+        later call may name (a stored response, for ``previous_response_id``).
         """
         if record.closed:
             return
@@ -194,14 +195,16 @@ class AuditLog:
         ] if len(outcome.attempts) > 1 else []
         item = CloseRequest(self, record, row, continuation, attempts)
         if record.stored in (STORED_DB, None) and self.healthy:
-            self._writer.submit(item, wait=continuation is not None)
+            self._writer.submit(item, wait=continuation is not None or outcome.referable)
         else:
             self.close_elsewhere(item, None)
         self._told(record, outcome)
 
-    def _kept(self, where: str) -> None:
-        self.counts[where] += 1
-        (self.metrics.audit_journaled if where == "journaled" else self.metrics.audit_dead_letter)()
+    def _kept(self, where: str, stored: bool = True) -> bool:
+        if stored:
+            self.counts[where] += 1
+            (self.metrics.audit_journaled if where == "journaled" else self.metrics.audit_dead_letter)()
+        return stored
 
     def _told(self, record: RequestRecord, outcome: Outcome) -> None:
         """The metrics and the call log hear of every ending, wherever its row went."""
@@ -304,13 +307,10 @@ class AuditLog:
             "session": record.session_row, "request": record.request_row,
         }
         if record.stored == STORED_DEAD or (error is not None and refused_for_content(error)):
-            stored = self.journal.dead_letter(entry, describe(error) if error else "its request was refused")
-            if stored:
-                self._kept("dead_letters")
+            stored = self._kept("dead_letters", self.journal.dead_letter(
+                entry, describe(error) if error else "its request was refused"))
         else:
-            stored = self.journal.append(entry, admit=record.stored is None, durable=False)
-            if stored:
-                self._kept("journaled")
+            stored = self._kept("journaled", self.journal.append(entry, admit=record.stored is None, durable=False))
         if not stored:
             self.counts["unrecorded"] = self.journal.count_unrecorded()
             self.metrics.audit_unrecorded()

@@ -61,6 +61,7 @@ class Outcome:
     provider: str | None = None  # the one that answered (or failed last)
     attempts: list[AttemptRecord] = field(default_factory=list)
     response_id: str | None = None  # the answer's public id when the client saw one (the Responses API's)
+    referable: bool = False  # a later call may name it (previous_response_id): committed before the answer ends
 
 
 @dataclass(slots=True, kw_only=True)

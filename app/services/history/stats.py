@@ -12,11 +12,13 @@ from sqlalchemy.orm import Session
 
 from app.config import ModelPrice
 from app.models import Response, now_ms
+from app.providers.base import CLIENT_PATHS
 from app.services.history import rollups, usage_sql
 from app.services.history.sessions import get_session, in_session
 from app.services.history.usage_sql import UsageFilters, bucket_width
 
 GROUPINGS = ("model", "provider", "session", "endpoint", "day", "hour")
+_ENDPOINT_OF_PATH = {path: endpoint for endpoint, path in CLIENT_PATHS.items()}  # groups by endpoint: "chat", ...
 _LATENCY_POINTS = (50, 95, 99)
 _TTFT_POINTS = (50,)
 _ROLLED_UP = (None, "day", "model", "provider")  # groupings the daily rollups can answer
@@ -255,7 +257,7 @@ def _order(groups: dict[Any, UsageGroup], group_by: str | None) -> list[UsageGro
     else:
         ordered = sorted(groups.items(), key=lambda item: (-item[1].requests, str(item[0])))
         for key, group in ordered:
-            group.key = str(key)
+            group.key = _ENDPOINT_OF_PATH.get(key, str(key)) if group_by == "endpoint" else str(key)
     return [group for _, group in ordered]
 
 

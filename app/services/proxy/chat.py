@@ -167,7 +167,7 @@ class ChatService:
         previous = body.get("previous_response_id")
         if previous and self.previous_items is not None:
             items = self.previous_items(previous) + items  # the earlier turns, rebuilt from the audit trail
-        return Call(endpoint=endpoint, response_id=response_id(), items=items)
+        return Call(endpoint=endpoint, response_id=response_id(), items=items, referable=body.get("store") is not False)
 
     def finish_response(self, exchange: Exchange, *, status_code: int, body: Any) -> None:
         """Record a non-streaming exchange from the response the client got."""
@@ -212,6 +212,7 @@ class ChatService:
         outcome.provider = attempts[-1].provider if attempts else exchange.route.provider.name
         outcome.attempts = attempts
         outcome.response_id = exchange.call.response_id
+        outcome.referable = exchange.call.referable
         if exchange.span is not None:
             call_headers.set(None)
             self.tracing.end(exchange.span, outcome, request_body=exchange.body)

@@ -29,6 +29,7 @@ class Call:
     endpoint: str
     response_id: str | None = None
     items: list[dict[str, Any]] = field(default_factory=list)
+    referable: bool = False  # stored for a later previous_response_id (OpenAI's ``store``, true by default)
 
 
 def opening_text(endpoint: str, body: dict[str, Any]) -> str | None:
@@ -125,7 +126,7 @@ def dialect(call: Call, route: Route, body: dict[str, Any], *, started: float) -
     forward_usage = isinstance(options, dict) and options.get("include_usage") is True
     if call.endpoint == "responses":
         capture = ResponsesCapture(started=started, response=call.response_id)
-        return ResponsesDialect(capture, rewrite=native(call, route))
+        return ResponsesDialect(capture, rewrite=native(call, route), referable=call.referable)
     capture = StreamCapture(started=started) if call.endpoint == "chat" else CompletionsCapture(started=started)
     return ChatDialect(capture, forward_usage=forward_usage)
 

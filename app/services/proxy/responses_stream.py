@@ -224,7 +224,7 @@ class ResponsesCapture:
             return self.final
         text = "".join(self.content)
         return {"id": self.response, "object": "response", "status": "incomplete",
-                "output": [message_item(text, status="completed")] if text else []}
+                "output": [message_item(text, status="incomplete")] if text else []}
 
 
 def rewrite_id(chunk: dict[str, Any], response: str) -> str:

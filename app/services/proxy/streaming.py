@@ -113,6 +113,7 @@ class ChatDialect:
     """OpenAI chunk streams (chat, legacy completions): forwarded as they came; the gateway adds [DONE]."""
 
     tail = DONE_EVENT
+    referable = False
 
     def __init__(self, capture: Any, *, forward_usage: bool) -> None:
         self.capture, self.forward_usage = capture, forward_usage
@@ -142,8 +143,9 @@ class ResponsesDialect:
 
     tail = b""
 
-    def __init__(self, capture: ResponsesCapture, *, rewrite: bool) -> None:
+    def __init__(self, capture: ResponsesCapture, *, rewrite: bool, referable: bool = False) -> None:
         self.capture, self.rewrite = capture, rewrite  # rewrite: a passed-through stream carries its upstream's id
+        self.referable = referable  # a later call may name it: recorded before its last event
         self._sequence = 0
 
     def step(self, event: StreamEvent) -> tuple[bytes | None, bool]:
@@ -184,9 +186,10 @@ def relay(
     The outcome is written in ``finally``: after the stream's end ([DONE], or the
     Responses API's last event), after an upstream failure (sent to the client as a
     last error event), or when the client goes away and the server closes this
-    generator. A stream that moves a conversation on upstream (Qwen's parent_id)
-    is recorded before its end instead: the next turn, sent the moment this one
-    ends, may reach another worker or instance, and must find the new state committed.
+    generator. A stream that moves a conversation on upstream (Qwen's parent_id), or
+    that a later call may name (a stored response), is recorded before its end instead:
+    the next turn, sent the moment this one ends, may reach another worker or
+    instance, and must find the new state committed.
     """
     capture = dialect.capture
     error: GatewayError | None = None
@@ -213,7 +216,7 @@ def relay(
             log.exception("relaying a stream failed")
             error = GatewayError("The gateway failed while relaying the stream.")
             yield dialect.error(error)
-        if capture.parent_id or capture.chat_id:
+        if capture.parent_id or capture.chat_id or dialect.referable:
             finish(outcome(capture=capture, error=error, client_gone=False))
             recorded = True
         if last is not None:

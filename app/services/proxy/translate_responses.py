@@ -110,7 +110,7 @@ def output_items(text: Any, tool_calls: list[dict[str, Any]]) -> list[dict[str, 
 
 def message_item(text: str, *, status: str, item_id: str | None = None) -> dict[str, Any]:
     return {"type": "message", "id": item_id or _item_id("msg"), "status": status, "role": "assistant",
-            "content": [text_part(text)] if status == "completed" else []}
+            "content": [] if status == "in_progress" else [text_part(text)]}
 
 
 def function_item(call_id: str | None, name: str | None, arguments: str, *, item_id: str | None = None,
