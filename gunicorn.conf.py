@@ -5,10 +5,15 @@ thousands of them open with the same synchronous code (sync or gthread workers
 hold only workers x threads).
 """
 
+import glob
+import json
+import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # One control socket per instance (gunicorn's default, ~/.gunicorn/gunicorn.ctl, is shared by every
@@ -36,6 +41,43 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # 1,000 streams opens ~1,000 upstream connections: TTFB p50 ~480 -> ~390 ms measured here.
 os.environ.setdefault("GEVENT_RESOLVER", "ares")
 
+# Prometheus multiprocess mode: every worker writes its series to files here, /metrics sums them.
+# One directory per instance, emptied when the master starts (METRICS=false: none).
+_METRICS_ON = os.environ.get("METRICS", "true").strip().lower() not in ("0", "false", "no", "off", "")
+_OWN_METRICS_DIR = _METRICS_ON and not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _OWN_METRICS_DIR:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(
+        tempfile.gettempdir(), f"provider-router-metrics-{os.environ.get('HOST', '127.0.0.1')}-"
+        f"{os.environ.get('PORT', '8000')}"
+    )
+# prometheus_client's file names for gauges that follow live processes (multiprocess.mark_process_dead).
+_LIVE_GAUGE_MODES = ("liveall", "livesum", "livemax", "livemin", "livemostrecent")
+
+
+class _JsonLogFormatter(logging.Formatter):
+    """LOG_FORMAT=json for the master's own lines (the workers format theirs in app/logs.py)."""
+
+    def format(self, record):
+        line = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+                "level": record.levelname, "logger": record.name, "pid": record.process,
+                "message": record.getMessage()}
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+if os.environ.get("LOG_FORMAT", "").strip().lower() == "json":
+    logconfig_dict = {
+        "version": 1, "disable_existing_loggers": False,
+        "formatters": {"json": {"()": _JsonLogFormatter}},
+        "handlers": {"error_console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"},
+                     "console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+        "loggers": {"gunicorn.error": {"level": loglevel.upper(), "handlers": ["error_console"], "propagate": False},
+                    # Access lines only when ACCESS_LOG asks for them (the app writes one line per call).
+                    "gunicorn.access": {"level": "INFO" if accesslog else "CRITICAL", "handlers": ["console"],
+                                        "propagate": False}},
+    }
+
 
 _checkpointer = None
 
@@ -49,6 +91,33 @@ def on_starting(server):
     check = subprocess.run([sys.executable, "-m", "app", "check"], check=False, env=env)
     if check.returncode != 0:
         sys.exit(check.returncode)
+    if _METRICS_ON:
+        _empty_metrics_dir(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+
+
+def _empty_metrics_dir(directory):
+    """A fresh start: the files of an earlier run would be summed into this one's series."""
+    os.makedirs(directory, exist_ok=True)
+    for path in glob.glob(os.path.join(directory, "*.db")):
+        os.remove(path)
+
+
+def mark_process_dead(pid, directory=None):
+    """prometheus_client.multiprocess.mark_process_dead, without importing prometheus_client in the master.
+
+    Every worker forks from the master: a prometheus_client imported here would hand each
+    later worker a copy made before gevent patched its locks.
+    """
+    directory = directory or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    for mode in _LIVE_GAUGE_MODES:
+        for path in glob.glob(os.path.join(directory, f"gauge_{mode}_{pid}.db")):
+            os.remove(path)
+
+
+def child_exit(server, worker):
+    """A worker is gone (recycled, killed): its in-flight and open-stream gauges leave /metrics; its counts stay."""
+    if _METRICS_ON:
+        mark_process_dead(worker.pid)
 
 
 def when_ready(server):
@@ -69,8 +138,27 @@ def post_worker_init(worker):
     import threading
 
     worker.wsgi.extensions["gateway"].start_background()
+    _json_error_pages()
     threading.Thread(target=_end_streams_at_shutdown, args=(worker,), name="stream-ender", daemon=True).start()
     gc.freeze()
+
+
+def _json_error_pages():
+    """What gunicorn answers itself (a request line or headers over its limits, a malformed request)
+    comes as an OpenAI-style JSON error, like every answer of the gateway, not gunicorn's HTML page."""
+    from gunicorn import util
+
+    def write_error(sock, status_int, reason, mesg):
+        code = reason.lower().replace(" ", "_").replace("-", "_")
+        body = json.dumps({"error": {
+            "message": f"{reason}: {mesg}"[:500], "type": "invalid_request_error" if status_int < 500 else "api_error",
+            "param": None, "code": code,
+        }}).encode()
+        head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode("latin1")
+        util.write_nonblock(sock, head + body)
+
+    util.write_error = write_error
 
 
 def _end_streams_at_shutdown(worker):
@@ -102,3 +190,5 @@ def worker_exit(server, worker):
 def on_exit(server):
     if _checkpointer is not None and _checkpointer.poll() is None:
         _checkpointer.terminate()
+    if _OWN_METRICS_DIR:  # this instance's series end with it (a directory the operator set is left as it is)
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

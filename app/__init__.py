@@ -8,10 +8,11 @@ from functools import partial
 
 from flask import Flask, Response
 
-from app.config import ConfigError, Settings, configure_logging
+from app.config import ConfigError, Settings
 from app.db import configure_pool, get_engine
 from app.errors import register_error_handlers
 from app.extensions import Gateway
+from app.logs import configure_logging
 from app.migrate import ensure_schema
 from app.providers.registry import ProviderRegistry, ProviderSource
 from app.services.admin.health import HealthMonitor
@@ -22,6 +23,8 @@ from app.services.keys.gate import Counters, KeyGate
 from app.services.keys.verify import KeyVerifier
 from app.services.proxy.chat import ChatService
 from app.services.search.indexer import SearchIndexer
+from app.services.telemetry.calls import Telemetry
+from app.services.telemetry.labels import ModelNames
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +49,10 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     audit = None
     indexer = None
     registry: ProviderSource
+    telemetry = make_telemetry(settings)
     if settings.enable_persistence:
         ensure_schema(settings.database_url)
-        audit = AuditLog.for_settings(settings)
+        audit = AuditLog.for_settings(settings, telemetry=telemetry)
         # Providers and the active one live in the database; a change reaches every worker.
         registry = LiveRegistry.for_url(settings.database_url, settings=settings)
         if settings.search_indexer:
@@ -59,13 +63,15 @@ def register_extensions(app: Flask, settings: Settings) -> None:
         log.warning("ENABLE_PERSISTENCE=false: chat calls are NOT being recorded")
         # No database at all: the providers of the environment, fixed until restart.
         registry = ProviderRegistry.from_settings(settings)
+    telemetry.names.source = registry
     app.extensions["gateway"] = Gateway(
-        settings=settings, registry=registry, health=HealthMonitor(),
+        settings=settings, registry=registry, telemetry=telemetry,
+        health=HealthMonitor(probed=telemetry.sink.provider_probed),
         chat=ChatService(
-            registry=registry, audit=audit, request_timeout_s=settings.request_timeout_s,
+            registry=registry, audit=audit, request_timeout_s=settings.request_timeout_s, telemetry=telemetry,
             previous_items=partial(previous_items, get_engine(settings.database_url))
             if settings.enable_persistence else None,
-            store_embedding_vectors=settings.store_embedding_vectors,
+            store_embedding_vectors=settings.store_embedding_vectors, tracing=make_tracing(settings),
             keys=None if audit is None else KeyGate(
                 verifier=KeyVerifier(get_engine(settings.database_url)), limits=audit.sql.limits,
                 counters=Counters(audit.engine, wait_s=max(audit.write_timeout_s, 2.0)),
@@ -77,11 +83,34 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     )
 
 
+def make_telemetry(settings: Settings) -> Telemetry:
+    """The metrics (METRICS) and the call log line (LOG_FORMAT=json); prometheus_client is imported only when on."""
+    metrics = None
+    if settings.metrics:
+        from app.services.telemetry.metrics import Metrics
+
+        metrics = Metrics()
+    return Telemetry(metrics=metrics, names=ModelNames(None), log_calls=settings.log_format == "json")
+
+
+def make_tracing(settings: Settings):
+    """OpenTelemetry, once an OTLP endpoint is configured; otherwise none of it is even imported."""
+    if not settings.tracing:
+        return None
+    from app.services.telemetry.tracing import Tracing
+
+    return Tracing(capture_content=settings.trace_content)
+
+
 def register_blueprints(app: Flask, settings: Settings) -> None:
     from app.api import health, model_list, providers, proxy, responses
     from app.api import settings as settings_api
 
     app.register_blueprint(proxy.bp)
+    if settings.metrics:
+        from app.api import metrics
+
+        app.register_blueprint(metrics.bp)
     if settings.enable_persistence:
         app.register_blueprint(responses.bp)
     app.register_blueprint(model_list.bp)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ _SIZE_UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10, "M": 
                "MIB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30}
 AUDIT_FAILURE_MODES = ("open", "closed")
 GATEWAY_KEY_MODES = ("optional", "required")
+LOG_FORMATS = ("text", "json")
 
 
 class ConfigError(ValueError):
@@ -94,6 +94,13 @@ class Settings:
     store_embedding_vectors: bool = False
     # Gateway keys on model calls: "optional" attributes calls that carry one, "required" refuses the others.
     gateway_keys: str = "optional"
+    # Prometheus series at /metrics (METRICS), open to any client that reaches it (METRICS_PUBLIC).
+    metrics: bool = True
+    metrics_public: bool = False
+    log_format: str = "text"  # "json": one JSON object per line, one line per call
+    # OpenTelemetry traces: on once an OTLP endpoint is set; message content only when asked.
+    tracing: bool = False
+    trace_content: bool = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -147,6 +154,12 @@ class Settings:
             db_prepared_statements=_bool(env, "DB_PREPARED_STATEMENTS", True),
             store_embedding_vectors=_bool(env, "STORE_EMBEDDING_VECTORS", False),
             gateway_keys=_choice(env, "GATEWAY_KEYS", GATEWAY_KEY_MODES),
+            metrics=_bool(env, "METRICS", True),
+            metrics_public=_bool(env, "METRICS_PUBLIC", False),
+            log_format=_choice(env, "LOG_FORMAT", LOG_FORMATS),
+            tracing=bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+            and not _bool(env, "OTEL_SDK_DISABLED", False) and env.get("OTEL_TRACES_EXPORTER", "otlp") != "none",
+            trace_content=_bool(env, "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", False),
         )
 
     def secrets(self) -> dict[str, str]:
@@ -284,9 +297,7 @@ def _model_prices(env: Mapping[str, str]) -> dict[str, ModelPrice]:
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise ConfigError(
-                f"MODEL_PRICES names a file that cannot be read: {path} ({exc.strerror})"
-            ) from None
+            raise ConfigError(f"MODEL_PRICES names a file that cannot be read: {path} ({exc.strerror})") from None
     try:
         table = json.loads(text)
     except ValueError as exc:
@@ -300,20 +311,8 @@ def _model_prices(env: Mapping[str, str]) -> dict[str, ModelPrice]:
                 f"MODEL_PRICES[{model!r}] must be {{\"prompt\": USD, \"completion\": USD}} per 1M tokens"
             )
         values = [price["prompt"], price["completion"]]
-        if not all(
-            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
-            for v in values
-        ):
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+                   for v in values):
             raise ConfigError(f"MODEL_PRICES[{model!r}] prices must be numbers >= 0, got {price!r}")
         prices[model.strip()] = ModelPrice(prompt=float(values[0]), completion=float(values[1]))
     return prices
-
-
-def configure_logging(settings: Settings) -> None:
-    """Route the gateway's loggers to stderr at the configured level."""
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
-    )
-    logging.getLogger("app").setLevel(settings.log_level)
-    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))

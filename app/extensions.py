@@ -13,6 +13,7 @@ from app.services.admin.live_registry import LiveRegistry
 from app.services.audit.drainer import AuditDrainer
 from app.services.proxy.chat import ChatService
 from app.services.search.indexer import SearchIndexer
+from app.services.telemetry.calls import Telemetry
 
 
 @dataclass(slots=True, kw_only=True)
@@ -21,6 +22,7 @@ class Gateway:
     registry: ProviderSource  # .snapshot(): the providers of the moment
     chat: ChatService
     health: HealthMonitor
+    telemetry: Telemetry
     drainer: AuditDrainer | None = None
     indexer: SearchIndexer | None = None  # content search's background indexer (SEARCH_INDEXER)
 
@@ -41,6 +43,8 @@ class Gateway:
             self.registry.stop()
         if self.indexer is not None:
             self.indexer.stop()
+        if self.chat.tracing is not None:
+            self.chat.tracing.shutdown()  # the spans still queued are exported
         audit = self.chat.audit
         if audit is None:
             return

@@ -12,6 +12,10 @@ holds its SQLite write lock): every call is recorded in the audit journal only.
 And the c=1 latency of the persistence-on gateway is measured with its database's
 write lock held 10 s by another process, beside the same run without.
 
+A fourth gateway runs with persistence on and METRICS=false: beside the persistence-on one
+(whose /metrics series are written on every call), it gives the cost of the metrics on the
+hot path, as a throughput and CPU-per-request ratio per round.
+
 Runs are interleaved (direct, off, on, direct, ...) so that noise from this
 shared machine hits all three alike. ``python bench/gateway_bench.py [--quick]``
 """
@@ -72,17 +76,24 @@ def wait_http(url: str, timeout_s: float = 30) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def start_gateway(port: int, upstream_port: int, db: Path, *, persistence: bool, workers: int) -> subprocess.Popen:
+def start_gateway(
+    port: int, upstream_port: int, db: Path, *, persistence: bool, workers: int, metrics: bool = True
+) -> subprocess.Popen:
     env = {
         **os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(workers),
-        "DATABASE_PATH": str(db), "ENABLE_PERSISTENCE": str(persistence).lower(),
+        "DATABASE_PATH": str(db), "ENABLE_PERSISTENCE": str(persistence).lower(), "METRICS": str(metrics).lower(),
         "LM_STUDIO_BASE_URL": f"http://127.0.0.1:{upstream_port}/v1", "LOG_LEVEL": "WARNING",
     }
     env.pop("DATABASE_URL", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, env=env,
     )
-    wait_http(f"http://127.0.0.1:{port}/health")
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", timeout_s=120)  # a shared, busy host starts slowly
+    except RuntimeError:
+        process.terminate()
+        process.wait(timeout=30)
+        raise
     return process
 
 
@@ -122,7 +133,7 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     tmp = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
-    up_port, on_port, off_port, journal_port = free_port(), free_port(), free_port(), free_port()
+    up_port, on_port, off_port, journal_port, bare_port = (free_port() for _ in range(5))
     processes = [subprocess.Popen([sys.executable, str(ROOT / "bench" / "fake_upstream.py"), str(up_port)])]
     try:
         wait_http(f"http://127.0.0.1:{up_port}/v1/models")
@@ -130,8 +141,10 @@ def main() -> None:
         processes.append(start_gateway(off_port, up_port, tmp / "off.db", persistence=False, workers=args.workers))
         processes.append(start_gateway(journal_port, up_port, tmp / "journal.db", persistence=True,
                                        workers=args.workers))
+        processes.append(start_gateway(bare_port, up_port, tmp / "bare.db", persistence=True,
+                                       workers=args.workers, metrics=False))
         locker = hold_write_lock(tmp / "journal.db", None)  # its database stays unusable: journal only
-        targets = {"direct": up_port, "off": off_port, "on": on_port, "journal": journal_port}
+        targets = {"direct": up_port, "off": off_port, "on": on_port, "journal": journal_port, "bare": bare_port}
         print(f"# gateway benchmark: {args.workers} gevent workers, {os.cpu_count()} cores, "
               f"{rounds} x {seconds:g}s interleaved runs per cell", flush=True)
 
@@ -139,12 +152,15 @@ def main() -> None:
             run(closed_loop("127.0.0.1", port, PATH, concurrency=8, seconds=1.0))
 
         table: dict[tuple[str, int], RunResult] = {}
-        gateway_pids = {"off": processes[2].pid, "on": processes[1].pid, "journal": processes[3].pid}
+        gateway_pids = {"off": processes[2].pid, "on": processes[1].pid, "journal": processes[3].pid,
+                        "bare": processes[4].pid}
         cpu: dict[tuple[str, int], float] = {}
         # Per round, on/off side by side: throughput ratio and CPU-per-request ratio. Their
         # median shrugs off a burst of load from other tenants that hits one cell of one round.
         round_ratios: dict[int, list[float]] = {}
         round_cpu_ratios: dict[int, list[float]] = {}
+        metric_ratios: dict[int, list[float]] = {}  # metrics on / off, persistence on, per round
+        metric_cpu: dict[int, list[float]] = {}  # CPU us per call, metrics on minus off, per round
         for concurrency in (1, 8, 64):
             runs: dict[str, list[RunResult]] = {name: [] for name in targets}
             for _ in range(rounds):
@@ -160,6 +176,10 @@ def main() -> None:
                 round_ratios.setdefault(concurrency, []).append(on.rps / off.rps)
                 round_cpu_ratios.setdefault(concurrency, []).append(
                     (spent["off"] / max(1, len(off.latencies))) / (spent["on"] / max(1, len(on.latencies))))
+                bare = runs["bare"][-1]
+                metric_ratios.setdefault(concurrency, []).append(on.rps / bare.rps)
+                metric_cpu.setdefault(concurrency, []).append(
+                    (spent["on"] / max(1, len(on.latencies)) - spent["bare"] / max(1, len(bare.latencies))) * 1e6)
             for name in targets:
                 table[(name, concurrency)] = merge(runs[name])
 
@@ -177,10 +197,24 @@ def main() -> None:
                   f"| {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) "
                   f"| {cpu_off:.0f} | {cpu_on:.0f} | {cpu_off / cpu_on:.2f} | {statistics.median(cpu_ratios):.2f} "
                   f"| {journal.rps:.0f} | {cpu_journal:.0f} |")
+        print("\nMetrics on the hot path (persistence on; METRICS=true vs METRICS=false, same rounds):")
+        print("| concurrency | metrics on req/s | metrics off req/s | on/off ratio | median of rounds (min-max) "
+              "| CPU us/req on | off | added CPU us/req, median of rounds (min-max) |")
+        print("|---|---|---|---|---|---|---|---|")
+        for concurrency in (1, 8, 64):
+            on, bare = table[("on", concurrency)], table[("bare", concurrency)]
+            cpu_on = cpu[("on", concurrency)] / max(1, len(on.latencies)) * 1e6
+            cpu_bare = cpu[("bare", concurrency)] / max(1, len(bare.latencies)) * 1e6
+            ratios, added = metric_ratios[concurrency], metric_cpu[concurrency]
+            print(f"| {concurrency} | {on.rps:.0f} | {bare.rps:.0f} | {on.rps / bare.rps:.2f} "
+                  f"| {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) | {cpu_on:.0f} "
+                  f"| {cpu_bare:.0f} | {statistics.median(added):.0f} ({min(added):.0f}-{max(added):.0f}) |")
         d, on, off = table[("direct", 1)], table[("on", 1)], table[("off", 1)]
+        bare = table[("bare", 1)]
         print("\n| c=1 latency | p50 ms | p99 ms | added p50 vs direct | added p99 vs direct |")
         print("|---|---|---|---|---|")
-        for name, result in (("direct", d), ("persistence off", off), ("persistence on", on)):
+        for name, result in (("direct", d), ("persistence off", off), ("persistence on", on),
+                             ("persistence on, METRICS=false", bare)):
             print(f"| {name} | {result.percentile(50) * 1000:.2f} | {result.percentile(99) * 1000:.2f} | "
                   f"{(result.percentile(50) - d.percentile(50)) * 1000:.2f} | "
                   f"{(result.percentile(99) - d.percentile(99)) * 1000:.2f} |")

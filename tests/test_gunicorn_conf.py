@@ -42,3 +42,19 @@ def test_workers_resolve_upstream_names_with_c_ares_and_answer_literals_and_loca
 
 def test_an_operator_can_choose_another_resolver():
     assert worker_view(GEVENT_RESOLVER="thread")["resolver"] == "gevent.resolver.thread"
+
+
+def test_the_master_drops_a_dead_workers_live_gauges_as_prometheus_client_would(tmp_path, monkeypatch):
+    """gunicorn.conf.py's mark_process_dead matches prometheus_client's (which the master must not import)."""
+    import runpy
+
+    from prometheus_client.multiprocess import _LIVE_GAUGE_MULTIPROCESS_MODES
+
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # the settings it sets stay out of this process
+    conf = runpy.run_path(str(PROJECT_ROOT / "gunicorn.conf.py"))
+    assert set(conf["_LIVE_GAUGE_MODES"]) == set(_LIVE_GAUGE_MULTIPROCESS_MODES)
+    kept = ["counter_41.db", "histogram_41.db", "gauge_max_41.db", "gauge_livesum_42.db"]
+    for name in [*kept, "gauge_livesum_41.db", "gauge_livemax_41.db", "gauge_liveall_41.db"]:
+        (tmp_path / name).write_bytes(b"")
+    conf["mark_process_dead"](41, str(tmp_path))
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(kept)

@@ -1,10 +1,12 @@
-"""GET /health: is the gateway up, how its providers answered when last probed, and its audit trail's state."""
+"""GET /health: is the gateway up, how its providers answered when last probed, and its audit trail's state;
+/health/live and /health/ready for orchestrators and load balancers."""
 
 from __future__ import annotations
 
 from flask import Blueprint
 
 from app.extensions import gateway
+from app.services.admin.readiness import readiness
 
 bp = Blueprint("health", __name__)
 
@@ -21,3 +23,17 @@ def health() -> dict:
         if report["database"] != "ok":
             report["status"] = "degraded"
     return report
+
+
+@bp.get("/health/live")
+def live() -> dict:
+    """The process answers (nothing else is checked: a liveness probe must not restart a gateway for its database)."""
+    return {"status": "ok"}
+
+
+@bp.get("/health/ready")
+def ready() -> tuple[dict, int]:
+    """200 when this worker can route a call and record it (database, or journal while it is down); else 503."""
+    current = gateway()
+    is_ready, checks = readiness(registry=current.registry, audit=current.chat.audit)
+    return {"status": "ready" if is_ready else "unready", **checks}, 200 if is_ready else 503

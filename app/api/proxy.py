@@ -51,6 +51,7 @@ def _serve(endpoint: str, parse: Callable[[bytes], dict[str, Any]]) -> Response 
         endpoint=endpoint,
         authorization=request.headers.get("Authorization"),
         tag_headers=header_tags(request.headers.items()),
+        trace_headers=request.headers,  # read only while tracing: traceparent, tracestate
     )
     g.exchange = exchange
     headers = {REQUEST_ID_HEADER: exchange.request_id} if exchange.request_id else {}

@@ -104,6 +104,7 @@ def show_command(request_id: str, as_json: bool) -> None:
         around = page.items[max(0, position - AROUND): position + AROUND + 1]
         data = {
             **summary(request),
+            "trace_id": request.trace_id,
             "request": request.openai_request,
             "response": None if request.response is None else {
                 "response_id": request.response.response_id, "status": request.response.status,
@@ -121,6 +122,8 @@ def show_command(request_id: str, as_json: bool) -> None:
     click.echo(f"Request {data['request_id']} (#{data['id']}) at {when(data['timestamp'])} UTC")
     click.echo(f"  session {data['session_id']}, {data['provider']} / {data['model']}"
                f"{', streamed' if data['stream'] else ''}")
+    if data["trace_id"]:
+        click.echo(f"  trace {data['trace_id']}")
     for message in (data["request"] or {}).get("messages", []):
         click.echo(f"  {message.get('role', '?')}: {text_of(message.get('content'))}")
     response = data["response"]

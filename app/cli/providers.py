@@ -14,7 +14,7 @@ from app.schemas.providers import ProviderSchema
 from app.schemas.validation import load
 from app.services.admin import providers as provider_admin
 from app.services.admin.health import PROBE_TIMEOUT_S
-from app.services.history.records import row_counts
+from app.services.history.sessions import row_counts
 
 
 @click.command("status")

@@ -99,6 +99,8 @@ class Request(LegacyMixin, Base):
     # The gateway key the call came with (gateway_keys.id; NULL: none), and its tags as a JSON object.
     key_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     tags: Mapped[dict | None] = mapped_column(JSONText)
+    # The OpenTelemetry trace of the call (32 hex digits); NULL when tracing is off.
+    trace_id: Mapped[str | None] = mapped_column(sa.String(32))
 
     session: Mapped[ChatSession] = relationship(back_populates="requests")
     response: Mapped[Response | None] = relationship(

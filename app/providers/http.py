@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -28,6 +29,9 @@ CONNECT_TIMEOUT_S = 10.0
 # gevent workers hold thousands of streams, each on its own upstream connection.
 POOL_MAXSIZE = 2048
 _ERROR_BODY_LIMIT = 64 * 1024
+# Headers every upstream request of the current call carries (its W3C ``traceparent`` while tracing):
+# set by the chat service per call; per greenlet under gevent.
+call_headers: ContextVar[dict[str, str] | None] = ContextVar("upstream_call_headers", default=None)
 
 
 def redact_url(url: str) -> str:
@@ -74,6 +78,9 @@ class HTTPTransport:
         url = self.base_url + path
         timeout = self.timeout if timeout_s is None else (min(CONNECT_TIMEOUT_S, timeout_s), timeout_s)
         data = None
+        extra = call_headers.get()
+        if extra:
+            headers = {**extra, **(headers or {})}
         if body is not None:
             data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
             headers = {"Content-Type": "application/json", **(headers or {})}

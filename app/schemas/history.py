@@ -193,6 +193,8 @@ class RequestSchema(RecordSchema):
     created_at = fields.Integer(required=True)
     key_id = fields.Integer(allow_none=True, metadata={"description": "The gateway key's id; null: none."})
     tags = fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True)
+    trace_id = fields.String(allow_none=True, metadata={
+        "description": "The call's OpenTelemetry trace id (32 hex digits); null when tracing was off."})
     openai_request = fields.Raw(allow_none=True, metadata={"description": "JSON, or text if damaged."})
     provider_request = fields.Raw(allow_none=True, metadata={"description": "JSON, or text if damaged."})
     response_summary = fields.Nested(

@@ -156,7 +156,7 @@ def test_health_says_how_the_audit_trail_stands(app, client, upstream, probe_now
     message = {"role": "user", "content": "x"}
     reply = client.post("/v1/chat/completions", json={"model": "mock/x", "messages": [message]})
     assert reply.status_code == 200
-    monkeypatch.setattr("app.services.audit.log.STATUS_CACHE_S", 0)
+    monkeypatch.setattr("app.services.audit.segments.STATUS_CACHE_S", 0)
     body = client.get("/health").get_json()
     assert (body["status"], body["database"]) == ("degraded", "down")
     assert body["audit"]["journal_records"] == 2 and body["audit"]["journal_bytes"] > 0

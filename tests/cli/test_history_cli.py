@@ -148,3 +148,12 @@ def test_history_search_and_the_search_index_commands(run, db_session):
     assert run("history", "--search", '"parcel where"', "--json").output.count('"id"') == 0
     bad = run("history", "--search", '""')
     assert bad.exit_code == 2 and "--search" in bad.output
+
+
+def test_show_gives_the_calls_trace_id_when_it_was_traced(run, calls, db_session):
+    assert "trace " not in run("show", str(calls[0].id)).stdout
+    assert json.loads(run("show", str(calls[0].id), "--json").stdout)["trace_id"] is None
+    calls[0].trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    db_session.commit()
+    assert "  trace 4bf92f3577b34da6a3ce929d0e0e4736" in run("show", str(calls[0].id)).stdout
+    assert json.loads(run("show", str(calls[0].id), "--json").stdout)["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -64,3 +64,20 @@ def _models(provider: Provider, *, ttl: float) -> list[dict[str, Any]]:
 def clear_cache() -> None:
     with _lock:
         _cache.clear()
+
+
+def known_model_ids(provider: Provider) -> tuple[str, ...] | None:
+    """The model ids the cache holds for ``provider`` (none when its listing failed); None when never listed."""
+    with _lock:
+        cached = _cache.get(provider.name)
+    if cached is None or cached[0] is not provider:
+        return None
+    if isinstance(cached[2], UpstreamError):
+        return ()
+    return tuple(str(model.get("id")) for model in cached[2] if isinstance(model, dict))
+
+
+def remember(provider: Provider, models: list[dict[str, Any]] | UpstreamError) -> None:
+    """A listing made elsewhere (the health probe): cached as if listed here."""
+    with _lock:
+        _cache[provider.name] = (provider, time.monotonic(), models)

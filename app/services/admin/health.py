@@ -13,6 +13,7 @@ from app.errors import UpstreamError
 from app.providers.base import Provider
 from app.providers.http import redact_url
 from app.providers.registry import ProviderRegistry
+from app.services.admin import catalog
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,12 @@ class Probe:
 class HealthMonitor:
     """Keeps the last probe of each provider; stale ones are refreshed by a background job."""
 
-    def __init__(self, *, ttl_s: float = PROBE_TTL_S, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+    def __init__(
+        self, *, ttl_s: float = PROBE_TTL_S, timeout_s: float = PROBE_TIMEOUT_S,
+        probed: Callable[..., None] | None = None,
+    ) -> None:
         self.ttl_s = ttl_s
+        self.probed = probed  # told (provider, up=, seconds=) after each probe: the metrics
         self.timeout_s = timeout_s
         self._probes: dict[str, Probe] = {}
         self._lock = threading.Lock()
@@ -69,16 +74,19 @@ class HealthMonitor:
             started = time.perf_counter()
             error = None
             try:
-                provider.list_models(timeout_s=self.timeout_s)
+                catalog.remember(provider, provider.list_models(timeout_s=self.timeout_s))
             except UpstreamError as exc:
                 error = exc.message
             except Exception:  # noqa: BLE001 - a probe must never take the monitor down
                 log.exception("probing %s failed", provider.name)
                 error = "The probe failed inside the gateway."
+            seconds = time.perf_counter() - started
             self._probes[provider.name] = Probe(
                 provider=provider, status="error" if error else "ok", error=error,
-                latency_ms=int((time.perf_counter() - started) * 1000), checked_at=time.monotonic(),
+                latency_ms=int(seconds * 1000), checked_at=time.monotonic(),
             )
+            if self.probed is not None:
+                self.probed(provider.name, up=error is None, seconds=seconds)
 
     def _last(self, provider: Provider) -> Probe | None:
         probe = self._probes.get(provider.name)

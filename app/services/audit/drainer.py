@@ -44,6 +44,7 @@ class AuditDrainer:
         self.replayer = Replayer(self.tx, audit.sql, audit.journal)
         self.sweeper = Sweeper(
             self.tx, audit.sql, worker=audit.worker, journal_dir=audit.journal.directory, grace_ms=grace_ms,
+            interrupted=audit.telemetry.interrupted,
         )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -82,6 +83,7 @@ class AuditDrainer:
         now = time.monotonic()
         # Every process's share of the journal, for the size cap (counted even while the database is away).
         self.audit.journal.recount(total_bytes(self.audit.journal.directory))
+        self.audit.metrics.audit_state(database_up=self.audit.healthy, journal_bytes=self.audit.journal.total_bytes)
         if not self.audit.healthy or now >= self._next_beat:
             if not self._beat(now):
                 return False
@@ -132,6 +134,7 @@ class AuditDrainer:
                     blocked.add(worker_id)
                     continue
                 progress = self.replayer.segment(path, deadline=deadline)
+                self.audit.metrics.audit_replayed(progress.records)
                 if progress.records or progress.dead_letters:
                     log.info("replayed %d journal records from %s (%d kept as dead letters)",
                              progress.records, path.name, progress.dead_letters)

@@ -93,8 +93,10 @@ class GroupCommitWriter:
         refused_for_content: Callable[[BaseException], bool] = lambda exc: True,
         lost_a_race: Callable[[BaseException], bool] = lambda exc: False,
         time_limit: Callable[[], AbstractContextManager] = nullcontext,
+        committed: Callable[[int, float], None] | None = None,
     ) -> None:
         self._transaction = transaction
+        self._committed = committed  # told (items, seconds) after each commit: the metrics
         self._release = release
         # Whether a failure was the items' fault (retry them alone) or the database's (fail them all).
         self._refused_for_content = refused_for_content
@@ -277,6 +279,7 @@ class GroupCommitWriter:
             # instances) never wait on each other in a cycle; stable, so one session keeps its order.
             items = sorted(items, key=lambda item: item.lock_key)
         for attempt in range(RACE_RETRIES + 1):
+            started = time.perf_counter()
             try:
                 with self._time_limit(), self._transaction() as cursor:
                     for item in items:
@@ -284,6 +287,8 @@ class GroupCommitWriter:
                     # Last, in one order: a hot row (a key's counters) is locked only until the commit.
                     for item in sorted((item for item in items if item.last_key), key=lambda item: item.last_key):
                         item.apply_last(cursor)
+                if self._committed is not None:
+                    self._committed(len(items), time.perf_counter() - started)
                 return
             except Exception as exc:
                 if attempt == RACE_RETRIES or not self._lost_a_race(exc):

@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 MAGIC = b"PRJ1"
 HEADER = struct.Struct("<4sII")  # magic, payload length, CRC32 of the payload
 SEGMENT_BYTES = 64 << 20  # a segment is sealed (and can be replayed) past this size
+# Less room than this (under the cap, free on its disk): the journal counts as unusable (/health/ready).
+ROOM_FOR_A_CALL = 4096
+MIN_FREE_BYTES = 1 << 20
 COUNTER_WIDTH = 20  # digits of a counter file, rewritten in place (no new block on a full disk)
 TARGET_FILE = "TARGET"
 DEAD_DIR = "dead"
@@ -160,6 +163,16 @@ class Journal:
             return self._sync_until(generation)
         self._want_background_sync()
         return True
+
+    def usable(self) -> bool:
+        """Whether a new call could be journaled now: under its cap, on a filesystem that takes writes."""
+        if self.total_bytes + ROOM_FOR_A_CALL > self.max_bytes:
+            return False
+        try:
+            disk = os.statvfs(self.directory)
+        except OSError:
+            return False
+        return not disk.f_flag & os.ST_RDONLY and disk.f_bavail * disk.f_frsize >= MIN_FREE_BYTES
 
     def seal(self) -> bool:
         """Close the active segment so that it can be replayed; False when there was none."""

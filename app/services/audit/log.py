@@ -39,24 +39,23 @@ from app.services.audit.records import (
     dumps,
 )
 from app.services.audit.repair import lost_a_race, refused_for_content
-from app.services.audit.segments import JournalStatus
-from app.services.audit.segments import status as journal_status
+from app.services.audit.segments import CachedStatus
 from app.services.audit.statements import AuditStatements
+from app.services.telemetry.calls import Telemetry
 
 log = logging.getLogger(__name__)
 
 # The longest a call waits for its audit write, by engine: SQLite's write lock, PostgreSQL's round trips.
 WRITE_TIMEOUT_S = {"sqlite": 0.1, "postgresql": 1.0}
-STATUS_CACHE_S = 1.0
 
 
 class AuditLog:
     """Writes the audit trail of calls to one database, or to the journal while it cannot take them."""
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> AuditLog:
+    def for_settings(cls, settings: Settings, *, telemetry: Telemetry | None = None) -> AuditLog:
         return cls.for_url(
-            settings.database_url, session_timeout_ms=settings.session_timeout_ms,
+            settings.database_url, session_timeout_ms=settings.session_timeout_ms, telemetry=telemetry,
             journal_dir=settings.audit_journal_dir, journal_max_bytes=settings.audit_journal_max_bytes,
             failure_mode=settings.audit_failure_mode, write_timeout_s=settings.audit_write_timeout_s,
         )
@@ -69,9 +68,11 @@ class AuditLog:
 
     def __init__(
         self, engine: Engine, *, session_timeout_ms: int, journal_dir: Path, journal_max_bytes: int = 1 << 30,
-        failure_mode: str = "open", write_timeout_s: float | None = None,
+        failure_mode: str = "open", write_timeout_s: float | None = None, telemetry: Telemetry | None = None,
     ) -> None:
         self.engine = engine
+        self.telemetry = telemetry or Telemetry.off()
+        self.metrics = self.telemetry.sink
         self.session_timeout_ms = session_timeout_ms
         self.failure_mode = failure_mode
         self.sql = AuditStatements(engine.dialect)
@@ -87,12 +88,13 @@ class AuditLog:
         self.healthy = True
         self.counts = {"journaled": 0, "dead_letters": 0, "unrecorded": 0}
         self.open_calls: dict[str, int] = {}  # request id -> when it started, for this process's calls
-        self._status: tuple[float, JournalStatus] | None = None
+        self._status = CachedStatus(self.journal.directory)
         self.tx = Transactions(engine, wait_s=self.write_timeout_s)
         self._writer = GroupCommitWriter(
             self.tx.transaction, name="audit-writer", release=self.tx.release,
             calls_in_flight=lambda: len(self.open_calls),
             refused_for_content=refused_for_content, lost_a_race=lost_a_race, time_limit=self.tx.time_limit,
+            committed=self.metrics.audit_committed,
         )
 
     def open(
@@ -110,6 +112,7 @@ class AuditLog:
         key_id: int | None = None,
         tags: dict[str, str] | None = None,
         key_use: Any = None,
+        trace_id: str | None = None,
     ) -> tuple[RequestRecord, dict[str, Any]]:
         """Record a request before the upstream call; ``build`` makes the provider's request.
 
@@ -136,14 +139,16 @@ class AuditLog:
             "session_id": session_id, "request_id": record.request_id, "timestamp": now,
             "method": method, "path": path, "openai_request": openai_request,
             "provider_request": None, "provider": provider, "model": model,
-            "stream": stream, "created_at": now, "worker_id": self.worker.id,
+            "stream": stream, "created_at": now, "worker_id": self.worker.id, "trace_id": trace_id,
             "key_id": key_id, "tags": dumps(tags),
         }
         self.open_calls[record.request_id] = now
+        self.telemetry.started(path)
         try:
             payload = self._record_request(record, build)
-        except AuditUnavailable:
+        except AuditUnavailable as exc:
             self.open_calls.pop(record.request_id, None)
+            self._told(record, Outcome(status="error", status_code=exc.status, error=exc.message))
             raise
         return record, payload
 
@@ -167,10 +172,8 @@ class AuditLog:
             "provider_response": dumps(outcome.provider_response),
             "openai_response": dumps(outcome.openai_response),
             "parent_id": outcome.parent_id,
-            "prompt_tokens": outcome.prompt_tokens,
-            "completion_tokens": outcome.completion_tokens,
-            "total_tokens": outcome.total_tokens,
-            "usage_estimated": outcome.usage_estimated,
+            "prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens,
+            "total_tokens": outcome.total_tokens, "usage_estimated": outcome.usage_estimated,
             "finish_reason": outcome.finish_reason,
             "status": outcome.status, "status_code": outcome.status_code,
             "error": outcome.error, "provider": outcome.provider, "duration_ms": record.elapsed_ms(),
@@ -201,6 +204,22 @@ class AuditLog:
             self._writer.submit(item, wait=continuation is not None or outcome.referable)
         else:
             self.close_elsewhere(item, None)
+        self._told(record, outcome)
+
+    def _kept(self, where: str, stored: bool = True) -> bool:
+        if stored:
+            self.counts[where] += 1
+            (self.metrics.audit_journaled if where == "journaled" else self.metrics.audit_dead_letter)()
+        return stored
+
+    def _told(self, record: RequestRecord, outcome: Outcome) -> None:
+        """The metrics and the call log hear of every ending, wherever its row went."""
+        request = record.request_row
+        self.telemetry.ended(
+            request_id=record.request_id, session_id=record.session_id, path=request["path"],
+            provider=request["provider"], model=request["model"], outcome=outcome, stream=request["stream"],
+            duration_s=time.perf_counter() - record.started,
+        )
 
     def flush(self) -> None:
         """Return once every queued row is written (tests, shutdown)."""
@@ -212,16 +231,7 @@ class AuditLog:
 
     def status(self) -> dict[str, Any]:
         """The database's state for /health (ok, degraded: a backlog waits in the journal, down) and the journal's."""
-        now = time.monotonic()
-        if self._status is None or now - self._status[0] > STATUS_CACHE_S:
-            self._status = (now, journal_status(self.journal.directory))
-        journal = self._status[1]
-        oldest = None if journal.oldest_at is None else round(max(0, now_ms() - journal.oldest_at) / 1000, 1)
-        return {
-            "database": "down" if not self.healthy else "degraded" if journal.records else "ok",
-            "journal_bytes": journal.bytes, "journal_records": journal.records, "oldest_record_age_s": oldest,
-            "dead_letters": journal.dead_letters, "unrecorded": journal.unrecorded,
-        }
+        return self._status.read(healthy=self.healthy)
 
     def database_unusable(self, error: BaseException) -> None:
         """A write failed for the database's sake: send records to the journal until it recovers."""
@@ -271,17 +281,15 @@ class AuditLog:
         if error is not None and refused_for_content(error):
             if self.journal.dead_letter(entry, describe(error)):
                 record.stored = STORED_DEAD
-                self.counts["dead_letters"] += 1
+                self._kept("dead_letters")
                 return
         elif self.journal.append(entry, admit=True, durable=True):
             record.stored = STORED_JOURNAL
-            self.counts["journaled"] += 1
+            self._kept("journaled")
             return
         if self.failure_mode == "closed":
-            raise AuditUnavailable(
-                "The gateway cannot record this call (its database and its journal are unusable), "
-                "so it was not made. Try again shortly."
-            )
+            raise AuditUnavailable("The gateway cannot record this call (its database and its journal are "
+                                   "unusable), so it was not made. Try again shortly.")
         log.error("AUDIT: request %s could not be recorded before the upstream call; its ending will try again",
                   record.request_id)
 
@@ -298,13 +306,13 @@ class AuditLog:
         if item.settle is not None:
             entry["settle"] = item.settle
         if record.stored == STORED_DEAD or (error is not None and refused_for_content(error)):
-            stored = self.journal.dead_letter(entry, describe(error) if error else "its request was refused")
-            self.counts["dead_letters"] += stored
+            stored = self._kept("dead_letters", self.journal.dead_letter(
+                entry, describe(error) if error else "its request was refused"))
         else:
-            stored = self.journal.append(entry, admit=record.stored is None, durable=False)
-            self.counts["journaled"] += stored
+            stored = self._kept("journaled", self.journal.append(entry, admit=record.stored is None, durable=False))
         if not stored:
             self.counts["unrecorded"] = self.journal.count_unrecorded()
+            self.metrics.audit_unrecorded()
             log.error(
                 "AUDIT UNRECORDED: request %s (session %s, status %s) is recorded nowhere: "
                 "the database and the journal are unusable", record.request_id, record.session_id, item.row["status"],

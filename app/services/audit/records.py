@@ -37,6 +37,7 @@ class AttemptRecord:
     duration_ms: int = 0
     status_code: int | None = None
     error: str | None = None
+    reason: str | None = None  # why it failed without a status: unreachable, timeout, cut
 
 
 @dataclass(slots=True, kw_only=True)

@@ -71,8 +71,9 @@ def _request(sql: AuditStatements, cursor: Any, session: dict[str, Any], request
     if db_id is not None:
         return db_id
     cursor.execute(sql.replay_session_sql, session)
+    # Records journaled by an older version lack the newer columns.
     cursor.execute(sql.replay_request_sql, {"worker_id": None, "repaired": None, "key_id": None, "tags": None,
-                                            **request})
+                                            "trace_id": None, **request})
     return cursor.fetchone()[0]
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.models import now_ms
 from app.services.audit.journal import (
     DEAD_DIR,
     HEADER,
@@ -206,3 +208,26 @@ def _write_count(path: Path, value: int) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(f"{value}\n")
     os.replace(tmp, path)
+
+
+STATUS_CACHE_S = 1.0
+
+
+class CachedStatus:
+    """The journal's status for /health, read from its files at most once every STATUS_CACHE_S."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._read: tuple[float, JournalStatus] | None = None
+
+    def read(self, *, healthy: bool) -> dict[str, Any]:
+        now = time.monotonic()
+        if self._read is None or now - self._read[0] > STATUS_CACHE_S:
+            self._read = (now, status(self.directory))
+        journal = self._read[1]
+        oldest = None if journal.oldest_at is None else round(max(0, now_ms() - journal.oldest_at) / 1000, 1)
+        return {
+            "database": "down" if not healthy else "degraded" if journal.records else "ok",
+            "journal_bytes": journal.bytes, "journal_records": journal.records, "oldest_record_age_s": oldest,
+            "dead_letters": journal.dead_letters, "unrecorded": journal.unrecorded,
+        }

@@ -14,6 +14,7 @@ both do it; an ending that turns up later from the journal replaces
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,11 @@ class Sweeper:
     """This worker's heartbeat, and the ending of dead workers' open calls."""
 
     def __init__(
-        self, tx: Transactions, sql: AuditStatements, *, worker: WorkerIdentity, journal_dir: Path, grace_ms: int
+        self, tx: Transactions, sql: AuditStatements, *, worker: WorkerIdentity, journal_dir: Path, grace_ms: int,
+        interrupted: Callable[..., None] | None = None,
     ) -> None:
         self.tx, self.sql, self.worker = tx, sql, worker
+        self.interrupted = interrupted  # told (path, provider, model) of each call it ends: the metrics
         self.journal_dir = journal_dir
         self.grace_ms = grace_ms
         dialect = tx.engine.dialect
@@ -66,7 +69,7 @@ class Sweeper:
         )
         self._open_calls_sql = compile_sql(
             sa.select(_requests.c.id, _requests.c.session_id, _requests.c.model, _requests.c.provider,
-                      _requests.c.timestamp)
+                      _requests.c.timestamp, _requests.c.path)
             .where(
                 _requests.c.timestamp >= sa.bindparam("since"),
                 _requests.c.worker_id == sa.bindparam("worker"),
@@ -124,8 +127,11 @@ class Sweeper:
                     return 0  # another sweeper has it, or the worker came back
             cursor.execute(self._open_calls_sql, {"since": since, "worker": worker_id})
             calls = cursor.fetchall()
-            for db_id, session_id, model, provider, _timestamp in calls:
+            for db_id, session_id, model, provider, _timestamp, _path in calls:
                 cursor.execute(self.sql.end_call_sql, _interrupted(db_id, session_id, model, provider, now))
+        for _db_id, _session_id, model, provider, _timestamp, path in calls:
+            if self.interrupted is not None:
+                self.interrupted(path=path, provider=provider, model=model)
         if calls:
             log.warning("gateway worker %s is gone: %d of its calls ended as interrupted", worker_id, len(calls))
         return len(calls)

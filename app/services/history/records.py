@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, contains_eager, defer, joinedload
 
 from app.errors import NotFound
-from app.models import ChatSession, Request, Response
+from app.models import Request, Response
 from app.providers.base import CLIENT_PATHS
 from app.services.history import rollups
 from app.services.history.matching import model_matches, model_names, plan_filters, request_matches
@@ -86,14 +86,6 @@ def resolve_request_id(db: Session, text: str) -> RecordId:
     if len(found) > 1:
         raise NotFound(f"The id {text!r} matches more than one request: give more of it.")
     return found[0]
-
-
-def row_counts(connection: sa.Connection) -> dict[str, int]:
-    """How many sessions, requests and responses the database holds."""
-    return {
-        table: connection.scalar(sa.select(sa.func.count()).select_from(model))
-        for table, model in (("sessions", ChatSession), ("requests", Request), ("responses", Response))
-    }
 
 
 # Requests

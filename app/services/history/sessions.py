@@ -106,3 +106,9 @@ def _session_not_found(session_id: str) -> NotFound:
     return NotFound(f"No session with id {session_id!r}.", param="id", code="session_not_found")
 
 
+def row_counts(connection: sa.Connection) -> dict[str, int]:
+    """How many sessions, requests and responses the database holds."""
+    return {
+        table: connection.scalar(sa.select(sa.func.count()).select_from(model))
+        for table, model in (("sessions", ChatSession), ("requests", Request), ("responses", Response))
+    }

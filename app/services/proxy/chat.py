@@ -9,22 +9,27 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.config import ModelPrice
-from app.errors import GatewayError, StreamEnded, UpstreamCut, UpstreamTimeout
-from app.providers.base import Completion, Conversation
-from app.providers.registry import ProviderSource, Route
-from app.providers.tokens import estimate_text_tokens
+from app.errors import GatewayError
+from app.providers.base import CLIENT_PATHS, Completion, Conversation
+from app.providers.http import call_headers
+from app.providers.registry import ProviderRegistry, ProviderSource, Route
 from app.services.audit.log import AuditLog
 from app.services.audit.records import AttemptRecord, Outcome, RequestRecord
 from app.services.keys.gate import Access, KeyGate, call_cost
 from app.services.proxy import endpoints
 from app.services.proxy.endpoints import Call
 from app.services.proxy.fallback import call_with_fallbacks, open_primed
+from app.services.proxy.outcomes import completion_outcome, error_text, stream_outcome
 from app.services.proxy.sessions import FIRST_MESSAGE_KEPT, session_key
 from app.services.proxy.streaming import relay
 from app.services.proxy.translate_responses import input_items, response_id
+from app.services.telemetry.calls import Telemetry
+
+if TYPE_CHECKING:
+    from app.services.telemetry.tracing import Tracing  # imported only when tracing is configured
 
 # Earlier turns of a Responses conversation (previous_response_id), from the audit trail.
 PreviousItems = Callable[[str], list[dict[str, Any]]]
@@ -46,6 +51,8 @@ class Exchange:
     attempts: list[AttemptRecord] = field(default_factory=list)
     completion: Completion | None = None
     streaming: bool = False
+    ended: bool = False
+    span: Any = None  # its OpenTelemetry span, while tracing
 
     @property
     def stream(self) -> bool:
@@ -68,11 +75,15 @@ class ChatService:
         self, *, registry: ProviderSource, audit: AuditLog | None, request_timeout_s: float = 120.0,
         previous_items: PreviousItems | None = None, store_embedding_vectors: bool = False,
         keys: KeyGate | None = None, prices: Mapping[str, ModelPrice] | None = None,
+        telemetry: Telemetry | None = None, tracing: Tracing | None = None,
     ) -> None:
         self.registry = registry
         self.keys = keys  # gateway keys: who calls, with which tags, within which limits
         self.prices = prices or {}
         self.audit = audit
+        # Told of each call's start and end by the audit trail; here only when nothing is recorded.
+        self.telemetry = audit.telemetry if audit is not None else telemetry or Telemetry.off()
+        self.tracing = tracing  # None unless OpenTelemetry is configured: then nothing of it runs here
         self.request_timeout_s = request_timeout_s
         self.previous_items = previous_items
         self.store_embedding_vectors = store_embedding_vectors
@@ -80,10 +91,12 @@ class ChatService:
     def begin(
         self, *, body: dict[str, Any], raw_body: str, session_header: str | None, method: str, path: str,
         endpoint: str = "chat", authorization: str | None = None, tag_headers: Mapping[str, str] | None = None,
+        trace_headers: Mapping[str, str] | None = None,
     ) -> Exchange:
         """Route the request and record it before anything is sent upstream.
 
         A call its gateway key may not make is recorded with the reason, then refused.
+        ``trace_headers``: the client's W3C ``traceparent`` and ``tracestate``, continued while tracing.
         """
         access = None if self.keys is None else self.keys.identify(
             authorization=authorization, tag_headers=tag_headers or {})
@@ -94,6 +107,27 @@ class ChatService:
             if access is not None and access.refusal is not None:
                 raise access.refusal from None
             raise
+        span = None
+        if self.tracing is not None:
+            span = self.tracing.start(endpoint=endpoint, model=route.model, provider=route.provider.name,
+                                      base_url=route.provider.base_url, incoming=trace_headers or {})
+            call_headers.set(self.tracing.upstream_headers(span))
+        try:
+            exchange = self._begin(body=body, raw_body=raw_body, session_header=session_header, method=method,
+                                   path=path, endpoint=endpoint, registry=registry, route=route, span=span,
+                                   access=access)
+        except Exception as exc:
+            if span is not None:
+                call_headers.set(None)
+                self.tracing.fail(span, exc)
+            raise
+        exchange.span = span
+        return exchange
+
+    def _begin(
+        self, *, body: dict[str, Any], raw_body: str, session_header: str | None, method: str, path: str,
+        endpoint: str, registry: ProviderRegistry, route: Route, span: Any, access: Access | None,
+    ) -> Exchange:
         routes = registry.fallback_routes(route)
         deadline = time.monotonic() + self.request_timeout_s
         call = self._call_of(endpoint, body)
@@ -106,14 +140,17 @@ class ChatService:
             return endpoints.build(call, route, body, conversation)
 
         if self.audit is None:
-            return Exchange(
+            exchange = Exchange(
                 call=call, route=route, routes=routes, deadline=deadline, body=body, record=None,
                 started=time.perf_counter(), payload=build(Conversation(session_id=session_id)),
             )
+            self.telemetry.started(path)
+            return exchange
         record, payload = self.audit.open(
             session_id=session_id, first_user_message=None if opening is None else opening[:FIRST_MESSAGE_KEPT],
             openai_request=raw_body, provider=route.provider.name, model=route.model,
             stream=bool(body.get("stream")), method=method, path=path, build=build,
+            trace_id=None if span is None else self.tracing.trace_id(span),
             **self._key_fields(access, call, route, body),
         )
         return Exchange(
@@ -152,11 +189,12 @@ class ChatService:
             route.provider, lambda: endpoints.open_stream(exchange.call, route, payload, exchange.body,
                                                           exchange.conversation)))
         exchange.streaming = True
+        self.telemetry.sink.stream_opened()
         return relay(
             events,
             dialect=endpoints.dialect(exchange.call, exchange.route, exchange.body, started=exchange.started),
             finish=lambda outcome: self._finish(exchange, outcome),
-            outcome=lambda **kwargs: self._stream_outcome(exchange, **kwargs),
+            outcome=lambda **kwargs: stream_outcome(exchange.call, exchange.body, **kwargs),
         )
 
     def _call_of(self, endpoint: str, body: dict[str, Any]) -> Call:
@@ -173,18 +211,19 @@ class ChatService:
         if exchange.streaming:
             return
         if exchange.completion is not None and status_code < 400:
-            outcome = self._completion_outcome(exchange, exchange.completion, status_code)
+            outcome = completion_outcome(exchange.call, exchange.body, exchange.completion, status_code,
+                                         store_vectors=self.store_embedding_vectors)
         else:
             outcome = Outcome(
                 status="error", status_code=status_code,
                 openai_response=body if isinstance(body, dict) else None,
-                error=_error_text(body),
+                error=error_text(body),
             )
         self._finish(exchange, outcome)
 
     def abandon(self, exchange: Exchange) -> None:
         """A stream the server closed without ever iterating: the client never got it."""
-        if exchange.record is not None and not exchange.record.closed:
+        if not exchange.ended:
             self._finish(exchange, Outcome(
                 status="incomplete", status_code=200, client_disconnected=True,
                 error="The stream was closed before it started.",
@@ -202,80 +241,36 @@ class ChatService:
         return result
 
     def _finish(self, exchange: Exchange, outcome: Outcome) -> None:
+        if exchange.ended:
+            return
+        exchange.ended = True
+        if exchange.streaming:
+            self.telemetry.sink.stream_closed()
+        attempts = exchange.attempts
+        outcome.provider = attempts[-1].provider if attempts else exchange.route.provider.name
+        outcome.attempts = attempts
+        outcome.response_id = exchange.call.response_id
+        outcome.referable = exchange.call.referable
+        if exchange.span is not None:
+            call_headers.set(None)
+            self.tracing.end(exchange.span, outcome, request_body=exchange.body)
         if self.audit is not None and exchange.record is not None:
-            attempts = exchange.attempts
-            outcome.provider = attempts[-1].provider if attempts else exchange.route.provider.name
-            outcome.attempts = attempts
-            outcome.response_id = exchange.call.response_id
             request = exchange.record.request_row
-            if self.prices and outcome.prompt_tokens is not None:
-                outcome.cost_usd = call_cost(
-                    self.prices, provider=request["provider"], model=request["model"],
-                    prompt_tokens=outcome.prompt_tokens, completion_tokens=outcome.completion_tokens)
-            if self.keys is not None and request.get("key_id") is not None and outcome.cost_usd is not None:
-                self.keys.spent(request["key_id"], outcome.cost_usd)
-            outcome.referable = exchange.call.referable
+            outcome.cost_usd = self._priced(request, outcome)
             self.audit.close(exchange.record, outcome)
-
-    def _completion_outcome(self, exchange: Exchange, completion: Completion, status_code: int) -> Outcome:
-        body, call = completion.body, exchange.call
-        finish_reason, usage, text = endpoints.answer_facts(call, body)
-        stored = completion.text if call.endpoint == "chat" and completion.text else endpoints.stored_answer(
-            call, body, store_vectors=self.store_embedding_vectors)
-        outcome = Outcome(
-            status="ok", status_code=status_code, openai_response=stored, provider_response=completion.raw,
-            finish_reason=finish_reason, parent_id=completion.parent_id, chat_id=completion.chat_id,
-        )
-        _set_usage(outcome, usage, lambda: endpoints.prompt_tokens(call, exchange.body), text)
-        return outcome
-
-    def _stream_outcome(
-        self, exchange: Exchange, *, capture: Any, error: GatewayError | None, client_gone: bool
-    ) -> Outcome:
-        outcome = Outcome(
-            status="ok", status_code=200, openai_response=capture.body(),
-            finish_reason=capture.finish_reason, ttft_ms=capture.ttft_ms,
-            parent_id=capture.parent_id, chat_id=capture.chat_id,
-        )
-        if client_gone:
-            outcome.status, outcome.client_disconnected = "incomplete", True
-            outcome.error = "The client disconnected before the stream ended."
-        elif isinstance(error, UpstreamCut | UpstreamTimeout | StreamEnded):
-            outcome.status, outcome.error = "incomplete", error.message
-        elif error is not None:
-            outcome.status, outcome.error = "error", error.message
-        elif capture.error is not None:
-            outcome.status, outcome.error = "error", _error_text({"error": capture.error})
-        _set_usage(outcome, capture.usage, lambda: endpoints.prompt_tokens(exchange.call, exchange.body),
-                   "".join(capture.content))
-        if capture.tool_calls and outcome.usage_estimated:
-            outcome.completion_tokens += sum(
-                estimate_text_tokens(call["function"]["arguments"]) for call in capture.tool_calls.values()
+        elif self.audit is None:
+            self.telemetry.ended(
+                request_id=None, session_id=None, path=CLIENT_PATHS.get(exchange.call.endpoint, ""),
+                provider=exchange.route.provider.name, model=exchange.route.model, outcome=outcome,
+                duration_s=time.perf_counter() - exchange.started, stream=exchange.stream,
             )
-            outcome.total_tokens = outcome.prompt_tokens + outcome.completion_tokens
-        return outcome
 
-
-def _set_usage(outcome: Outcome, usage: Any, prompt_tokens: Callable[[], int], content: str) -> None:
-    """Token counts as reported; estimated (and flagged) when the upstream sent none."""
-    if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
-        outcome.prompt_tokens = usage["prompt_tokens"]
-        outcome.completion_tokens = usage.get("completion_tokens") or 0
-        outcome.total_tokens = usage.get("total_tokens")
-        if not isinstance(outcome.total_tokens, int):
-            outcome.total_tokens = outcome.prompt_tokens + outcome.completion_tokens
-        return
-    outcome.usage_estimated = True
-    outcome.prompt_tokens = prompt_tokens()
-    outcome.completion_tokens = estimate_text_tokens(content)
-    outcome.total_tokens = outcome.prompt_tokens + outcome.completion_tokens
-
-
-def _error_text(body: Any) -> str | None:
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict):
-            return str(error.get("message") or error)
-        if error is not None:
-            return str(error)
-    return None if body is None else str(body)[:2000]
+    def _priced(self, request: dict[str, Any], outcome: Outcome) -> float | None:
+        """The call's cost by MODEL_PRICES (None: not priced), counted against its gateway key."""
+        if not self.prices or outcome.prompt_tokens is None:
+            return None
+        cost = call_cost(self.prices, provider=request["provider"], model=request["model"],
+                         prompt_tokens=outcome.prompt_tokens, completion_tokens=outcome.completion_tokens)
+        if self.keys is not None and request.get("key_id") is not None and cost is not None:
+            self.keys.spent(request["key_id"], cost)
+        return cost

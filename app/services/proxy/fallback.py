@@ -40,6 +40,15 @@ def should_retry(error: GatewayError) -> bool:
     return isinstance(error, UpstreamHTTPError) and (error.status == 429 or error.status >= 500)
 
 
+def failure_reason(error: GatewayError) -> str | None:
+    """Why an attempt failed when no status says it (the metrics' attempt result)."""
+    if isinstance(error, UpstreamUnreachable):
+        return "unreachable"
+    if isinstance(error, UpstreamTimeout):
+        return "timeout"
+    return "cut" if isinstance(error, UpstreamCut) else None
+
+
 def retry_delay_s(error: GatewayError) -> float:
     """How long to wait before trying the same provider again: its Retry-After, else a short backoff."""
     asked = _retry_after_s(getattr(error, "retry_after", None))
@@ -97,6 +106,7 @@ def call_with_fallbacks(
                 attempt.duration_ms = int((time.perf_counter() - started) * 1000)
                 attempt.status_code = exc.status if isinstance(exc, UpstreamHTTPError) else None
                 attempt.error = exc.message
+                attempt.reason = failure_reason(exc)
                 last_error = exc
                 if not should_retry(exc):
                     raise

@@ -118,3 +118,19 @@ def test_the_heartbeat_keeps_a_worker_alive_and_leaving_removes_it(sweeper_for, 
     db_session.expire_all()
     assert db_session.get(AuditWorker, me.id) is None
     assert db_session.scalar(sa.select(sa.func.count()).select_from(Request)) == 0
+
+
+def test_each_call_the_sweep_ends_is_told_with_its_path_provider_and_model(database_url, tmp_path, db_session):
+    told = []
+    engine = get_engine(database_url)
+    tx = Transactions(engine, wait_s=1.0)
+    sweeper = Sweeper(tx, AuditStatements(engine.dialect), worker=WorkerIdentity.new(), journal_dir=tmp_path,
+                      grace_ms=GRACE_MS, interrupted=lambda **call: told.append(call))
+    at = now_ms() - 5 * GRACE_MS
+    worker_row(db_session, "dead" * 8, seen_ago_ms=2 * GRACE_MS, oldest_open_at=at)
+    calls_of(db_session, "dead" * 8, open_=2, closed=1, at=at)
+    try:
+        assert sweeper.sweep() == 2
+    finally:
+        tx.release()
+    assert told == [{"path": "/v1/chat/completions", "provider": "openai", "model": "gpt-4o"}] * 2

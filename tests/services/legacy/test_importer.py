@@ -46,7 +46,7 @@ def test_v1_import_keeps_every_field(database_url: str, tmp_path: Path):
             "openai_request": src["request_body"], "provider_request": None,
             "model": sent.get("model", ""), "stream": sent.get("stream") is True,
             "legacy_source": "node-v1", "legacy_id": src["request_id"], "worker_id": None, "repaired": None,
-            "key_id": None, "tags": None,
+            "key_id": None, "tags": None, "trace_id": None,
         }
         response = responses[request["id"]]
         usage = _json(src["response_body"]).get("usage", {})
@@ -91,7 +91,7 @@ def test_v2_import_keeps_every_field(database_url: str, tmp_path: Path):
                                          "openai_request", "model", "created_at")},
             "id": request["id"], "stream": bool(src["stream"]), "provider_request": src["qwen_request"],
             "provider": "qwen", "legacy_source": "node-v2", "legacy_id": src["request_id"],
-            "worker_id": None, "repaired": None, "key_id": None, "tags": None,
+            "worker_id": None, "repaired": None, "key_id": None, "tags": None, "trace_id": None,
         }
     responses = {row["legacy_id"]: row for row in target_rows(database_url, "responses")}
     for src in source_rows(original, "responses"):
