@@ -24,7 +24,7 @@ from app.services.history.paging import Cursor, PageRequest
 
 FILTERS = (
     "q", "model", "provider", "status", "stream", "session_id", "finish_reason", "min_duration_ms",
-    "start_date", "end_date",
+    "start_date", "end_date", "endpoint", "key", "tag",
 )
 UI_ONLY = ("live",)
 TAIL_LIMIT = 50

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 
 def utc(ms: int | None) -> str:
@@ -68,7 +70,13 @@ def change(now: float | None, before: float | None) -> str:
     return f"{delta:+.0f} %"
 
 
+def query(args: Mapping[str, Any]) -> str:
+    """A URL's query string from filters ("?a=1&b=2", or "" for none); any name, ``endpoint`` too."""
+    pairs = [(name, value) for name, value in args.items() if value not in (None, "")]
+    return "?" + urlencode(pairs) if pairs else ""
+
+
 FILTERS = {
     "utc": utc, "iso": iso, "number": number, "duration": duration, "percent": percent, "usd": usd,
-    "pretty": pretty, "change": change,
+    "pretty": pretty, "change": change, "query": query,
 }

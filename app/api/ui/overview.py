@@ -15,7 +15,7 @@ from app.services.history import overview as overviews
 RANGE_NAMES = (*overviews.RANGES, "custom")
 
 
-def _range(now: int) -> overviews.TimeRange:
+def requested_range(now: int) -> overviews.TimeRange:
     name = request.args.get("range") or "24h"
     try:
         if name != "custom":
@@ -31,7 +31,7 @@ def _range(now: int) -> overviews.TimeRange:
 @bp.get("/")
 def overview():
     now = now_ms()
-    span = _range(now)
+    span = requested_range(now)
     report = overviews.overview(db(), span=span, prices=gateway().settings.model_prices, now=now)
     charts = {
         "bucket_ms": span.bucket_ms,
