@@ -18,6 +18,7 @@ from typing import Any
 from app.errors import UpstreamCut, UpstreamError
 from app.providers.base import EventStream, StreamEvent
 from app.providers.sse import DONE
+from app.services.proxy.capture import Capture
 from app.services.proxy.translate_responses import (
     dumps,
     function_item,
@@ -163,18 +164,13 @@ class _State:
         return self.next_index - 1
 
 
-class ResponsesCapture:
+class ResponsesCapture(Capture):
     """What a Responses stream said, for the record: its final object, text, usage and first token."""
 
     def __init__(self, *, started: float, response: str) -> None:
-        self.started, self.response = started, response
-        self.first_token_at: float | None = None
-        self.content: list[str] = []
-        self.tool_calls: dict[int, dict[str, Any]] = {}
+        super().__init__(started=started)
+        self.response = response
         self.final: dict[str, Any] | None = None
-        self.error: dict[str, Any] | None = None
-        self.parent_id: str | None = None
-        self.chat_id: str | None = None
 
     def add(self, chunk: dict[str, Any] | None) -> None:
         if not isinstance(chunk, dict):
@@ -192,14 +188,6 @@ class ResponsesCapture:
                     self.tool_calls[index] = {"function": {"arguments": item.get("arguments") or ""}}
         elif kind == "error":
             self.error = {"message": chunk.get("message"), "code": chunk.get("code")}
-
-    def _first_token(self) -> None:
-        if self.first_token_at is None:
-            self.first_token_at = time.perf_counter()
-
-    @property
-    def ttft_ms(self) -> int | None:
-        return None if self.first_token_at is None else int((self.first_token_at - self.started) * 1000)
 
     @property
     def finish_reason(self) -> str | None:

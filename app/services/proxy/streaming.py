@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,6 +11,7 @@ from app.errors import GatewayError, UpstreamCut
 from app.providers.base import EventStream, StreamEvent
 from app.providers.sse import DONE
 from app.services.audit.records import Outcome
+from app.services.proxy.capture import Capture
 from app.services.proxy.live_streams import live_streams
 from app.services.proxy.responses_stream import TERMINAL, ResponsesCapture, rewrite_id
 
@@ -19,22 +19,16 @@ DONE_EVENT = b"data: [DONE]\n\n"
 log = logging.getLogger(__name__)
 
 
-class StreamCapture:
+class StreamCapture(Capture):
     """Assembles the streamed answer (content, tool calls, finish reason, usage) as it passes."""
 
     def __init__(self, *, started: float) -> None:
-        self.started = started
-        self.first_token_at: float | None = None
+        super().__init__(started=started)
         self.meta: dict[str, Any] = {}
         self.role = "assistant"
-        self.content: list[str] = []
         self.refusal: list[str] = []
-        self.tool_calls: dict[int, dict[str, Any]] = {}
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
-        self.error: dict[str, Any] | None = None
-        self.parent_id: str | None = None
-        self.chat_id: str | None = None
         self.unparsed = 0
 
     def add(self, chunk: dict[str, Any] | None) -> None:
@@ -81,15 +75,6 @@ class StreamCapture:
             if function.get("arguments"):
                 slot["function"]["arguments"] += function["arguments"]
 
-    def _first_token(self) -> None:
-        if self.first_token_at is None:
-            self.first_token_at = time.perf_counter()
-
-    @property
-    def ttft_ms(self) -> int | None:
-        if self.first_token_at is None:
-            return None
-        return int((self.first_token_at - self.started) * 1000)
 
     def message(self) -> dict[str, Any]:
         content = "".join(self.content) if self.content else None

@@ -15,6 +15,7 @@ from typing import Any
 from app.errors import InvalidRequest, UpstreamError
 from app.providers.base import EventStream, StreamEvent
 from app.providers.sse import DONE
+from app.services.proxy.capture import Capture
 
 _PASSED = ("max_tokens", "temperature", "top_p", "stop", "presence_penalty", "frequency_penalty", "user", "seed",
            "stream", "stream_options", "logit_bias")
@@ -91,20 +92,14 @@ class CompletionsFromChat(EventStream):
                                   parent_id=event.parent_id, chat_id=event.chat_id)
 
 
-class CompletionsCapture:
+class CompletionsCapture(Capture):
     """What a completions stream said, for the record."""
 
     def __init__(self, *, started: float) -> None:
-        self.started = started
-        self.first_token_at: float | None = None
+        super().__init__(started=started)
         self.meta: dict[str, Any] = {}
-        self.content: list[str] = []
-        self.tool_calls: dict[int, dict[str, Any]] = {}
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
-        self.error: dict[str, Any] | None = None
-        self.parent_id: str | None = None
-        self.chat_id: str | None = None
 
     def add(self, chunk: dict[str, Any] | None) -> None:
         if not isinstance(chunk, dict):
@@ -119,15 +114,10 @@ class CompletionsCapture:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
             if choice.get("text"):
-                if self.first_token_at is None:
-                    self.first_token_at = time.perf_counter()
+                self._first_token()
                 self.content.append(choice["text"])
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
-
-    @property
-    def ttft_ms(self) -> int | None:
-        return None if self.first_token_at is None else int((self.first_token_at - self.started) * 1000)
 
     def body(self) -> dict[str, Any]:
         body = {"object": "text_completion", **self.meta, "choices": [

@@ -11,7 +11,7 @@ import pytest
 from app.errors import UpstreamCut, UpstreamTimeout
 from app.providers.base import EventStream, StreamEvent
 from app.providers.sse import DONE
-from app.services.proxy import streaming
+from app.services.proxy import capture as capture_module
 from app.services.proxy.streaming import DONE_EVENT, ChatDialect, StreamCapture, relay
 
 
@@ -131,7 +131,7 @@ def test_capture_meta_comes_from_the_first_chunk():
 
 def test_ttft_is_the_first_content_or_tool_call(monkeypatch):
     clock = {"now": 10.0}
-    monkeypatch.setattr(streaming.time, "perf_counter", lambda: clock["now"])
+    monkeypatch.setattr(capture_module.time, "perf_counter", lambda: clock["now"])
     capture = StreamCapture(started=10.0)
     clock["now"] = 10.1
     capture.add(chunk({"role": "assistant", "content": ""}))
@@ -144,7 +144,7 @@ def test_ttft_is_the_first_content_or_tool_call(monkeypatch):
 
 
 def test_ttft_counts_a_tool_call(monkeypatch):
-    monkeypatch.setattr(streaming.time, "perf_counter", lambda: 5.5)
+    monkeypatch.setattr(capture_module.time, "perf_counter", lambda: 5.5)
     capture = StreamCapture(started=5.0)
     capture.add(chunk({"tool_calls": [{"index": 0, "id": "c", "function": {"name": "f"}}]}))
     assert capture.ttft_ms == 500
