@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from functools import partial
@@ -10,6 +11,7 @@ from flask import Flask, Response
 
 from app.config import ConfigError, Settings
 from app.db import configure_pool, get_engine
+from app.db.read_only import read_only_for
 from app.errors import register_error_handlers
 from app.extensions import Gateway
 from app.logs import configure_logging
@@ -36,6 +38,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     configure_logging(settings)
     configure_pool(settings.pool)
+    settings = resolve_read_only(settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.json.sort_keys = False  # answers pass through in the upstream's key order
@@ -45,6 +48,20 @@ def create_app(settings: Settings | None = None) -> Flask:
     return app
 
 
+def resolve_read_only(settings: Settings) -> Settings:
+    """Settings with ``read_only`` set when READ_ONLY=true or the database takes no writes (a hot standby)."""
+    if not settings.enable_persistence:
+        if settings.read_only:
+            raise ConfigError("READ_ONLY=true serves a database's history: not with ENABLE_PERSISTENCE=false")
+        return settings
+    reason = read_only_for(settings)
+    if reason is None:
+        return settings
+    log.warning("read-only instance: the database is %s; serving history and dashboard reads, refusing model "
+                "calls and changes (send those to a gateway on the primary)", reason)
+    return dataclasses.replace(settings, read_only=True)
+
+
 def register_extensions(app: Flask, settings: Settings) -> None:
     audit = None
     indexer = None
@@ -52,6 +69,10 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     telemetry = make_telemetry(settings)
     if settings.enable_persistence:
         ensure_schema(settings.database_url)
+    if settings.read_only:
+        # Nothing recorded, seeded or indexed: the providers as the primary's gateways left them.
+        registry = LiveRegistry(get_engine(settings.database_url), settings=settings)
+    elif settings.enable_persistence:
         audit = AuditLog.for_settings(settings, telemetry=telemetry)
         # Providers and the active one live in the database; a change reaches every worker.
         registry = LiveRegistry.for_url(settings.database_url, settings=settings)
@@ -70,7 +91,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
         chat=ChatService(
             registry=registry, audit=audit, request_timeout_s=settings.request_timeout_s, telemetry=telemetry,
             previous_items=partial(previous_items, get_engine(settings.database_url))
-            if settings.enable_persistence else None,
+            if audit is not None else None,
             store_embedding_vectors=settings.store_embedding_vectors, tracing=make_tracing(settings),
             keys=None if audit is None else KeyGate(
                 verifier=KeyVerifier(get_engine(settings.database_url)), limits=audit.sql.limits,
@@ -106,6 +127,10 @@ def register_blueprints(app: Flask, settings: Settings) -> None:
     from app.api import health, model_list, providers, proxy, responses
     from app.api import settings as settings_api
 
+    if settings.read_only:
+        from app.api.read_only import refuse_writes
+
+        app.before_request(refuse_writes)
     app.register_blueprint(proxy.bp)
     if settings.metrics:
         from app.api import metrics

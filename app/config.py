@@ -66,6 +66,8 @@ class Settings:
     session_timeout_ms: int = 1_800_000
     enable_persistence: bool = True
     enable_crud_api: bool = True
+    # Serve history reads only, write nothing (a hot standby's gateway); also found at start-up from the server.
+    read_only: bool = False
     admin_api_key: str | None = field(default=None, repr=False)
     log_level: str = "INFO"
     # Adds X-Gateway-Worker (the worker's pid) to chat answers: for tests and debugging only.
@@ -138,6 +140,7 @@ class Settings:
             session_timeout_ms=_positive_int(env, "SESSION_TIMEOUT", 1_800_000),
             enable_persistence=_bool(env, "ENABLE_PERSISTENCE", True),
             enable_crud_api=_bool(env, "ENABLE_CRUD_API", True),
+            read_only=_bool(env, "READ_ONLY", False),
             admin_api_key=env.get("ADMIN_API_KEY") or None,
             log_level=_log_level(env),
             expose_worker_pid=_bool(env, "EXPOSE_WORKER_PID", False),

@@ -92,6 +92,20 @@ class AuditUnavailable(GatewayError):
     headers = {"Retry-After": "5"}
 
 
+class ReadOnlyInstance(GatewayError):
+    """This instance serves a read-only database (a hot standby): what would write belongs on the primary's."""
+
+    status = 503
+    type = "api_error"
+    code = "read_only_instance"
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or (
+            "This gateway instance is read-only (its database is a replica or read-only): it serves history "
+            "and dashboard reads only. Send model calls and changes to a gateway on the primary database."
+        ))
+
+
 class StreamEnded(GatewayError):
     """The gateway is shutting down (SIGTERM, a recycled worker) and ended a stream that was still running."""
 
@@ -153,6 +167,8 @@ def error_response(error: GatewayError) -> Response:
     return response
 
 
+READ_ONLY_SQLSTATE = "25006"  # read_only_sql_transaction: a standby, or default_transaction_read_only
+
 _HTTP_CODES = {
     400: ("invalid_request_error", "bad_request"),
     401: ("authentication_error", "invalid_api_key"),
@@ -193,6 +209,14 @@ def register_error_handlers(app: Flask) -> None:
         response.status_code = 503
         response.headers["Retry-After"] = "5"
         return response
+
+    @app.errorhandler(sa.exc.InternalError)
+    def _read_only_database(error: sa.exc.InternalError) -> Response:
+        # A write that reached a read-only database anyway (a primary demoted under a running gateway).
+        if getattr(error.orig, "sqlstate", None) != READ_ONLY_SQLSTATE:
+            return _unexpected(error)
+        log.warning("a write reached a read-only database: %s", error.orig)
+        return error_response(ReadOnlyInstance())
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

@@ -17,6 +17,7 @@ from alembic.script import ScriptDirectory
 from alembic import command
 from app.config import PROJECT_ROOT, ConfigError, Settings
 from app.db import get_engine
+from app.db.read_only import is_read_only, read_only_for
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,11 @@ def ensure_schema(url: str) -> str:
     with _schema_lock(url):
         current = current_revision(url)
         if current is None:
+            if is_read_only(get_engine(url)):
+                raise SchemaOutdated(
+                    "the database is read-only and holds no provider-router schema: start a gateway on the "
+                    "primary first (it creates the schema), then this one on its replica"
+                )
             tables = set(sa.inspect(get_engine(url)).get_table_names())
             if tables - {"alembic_version"}:
                 raise SchemaOutdated(
@@ -71,6 +77,7 @@ def ensure_schema(url: str) -> str:
         raise SchemaOutdated(
             f"the database schema is at revision {current}, the code needs {head}: "
             "run `alembic upgrade head` (or `make run`, which does it)"
+            + (" on the primary" if is_read_only(get_engine(url)) else "")
         )
     return current
 
@@ -121,7 +128,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args[:1] == ["upgrade"]:
             upgrade(settings.database_url)
         else:
+            reason = read_only_for(settings) if settings.enable_persistence else None
             ensure_schema(settings.database_url)
+            if reason is not None:
+                print(f"provider-router: read-only instance: the database is {reason}; it serves history and "
+                      "dashboard reads and refuses model calls and changes", file=sys.stderr)
             _say_connection_budget(settings, workers=int(os.environ.get("WEB_CONCURRENCY", "2")))
     except (ConfigError, SchemaOutdated) as exc:
         print(f"provider-router: {exc}", file=sys.stderr)

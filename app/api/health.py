@@ -15,6 +15,8 @@ bp = Blueprint("health", __name__)
 def health() -> dict:
     current = gateway()
     report = current.health.report(current.registry.snapshot())
+    if current.settings.read_only:
+        report["read_only"] = True  # a replica's gateway: history reads only (app.api.read_only)
     audit = current.chat.audit
     if audit is not None:
         state = audit.status()

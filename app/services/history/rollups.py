@@ -4,7 +4,9 @@ A report reads whole past days from the rollups and computes only the edges live
 that, ``ensure`` rolls up the days not done yet and compares the number of responses the
 rollups cover with the live count (one index range count): if history changed behind them
 (an import, a purge), the days that differ are recomputed. Deletions made through
-``app.services.history.records`` also ``invalidate`` their days at once.
+``app.services.history.records`` also ``invalidate`` their days at once. On a read-only
+database (a hot standby) the rollups the primary wrote are used where they match the history,
+and the other days are computed live: nothing is written there.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.db.read_only import is_read_only
 from app.models import Request, Response, now_ms
 from app.models.usage import (
     LATENCY_KINDS,
@@ -53,16 +56,20 @@ def closed_days(lo: int, hi: int, *, now: int) -> tuple[int, int]:
 
 def ensure(
     engine: Engine, first_day: int, end_day: int, *, from_oldest: bool = False, recheck_s: float = 0
-) -> None:
+) -> list[tuple[int, int]]:
     """Make the rollups of the days in ``[first_day, end_day)`` complete and current.
 
+    Returns the ``[start, end)`` runs of days whose rollups cannot be used, for the caller to
+    compute live: on a read-only database (a hot standby, app.db.read_only) nothing is written,
+    so the days the primary rolled up and that still match the history are used and the others
+    (not rolled up there yet, or changed since) are left out. Elsewhere it is always empty.
     ``from_oldest``: no response is older than ``first_day``, so the live count is the whole
     table's (SQLite counts that from index pages, not entries) less the days after ``end_day``.
     ``recheck_s``: when every day is rolled up and this process found them matching the history
     less than that long ago, skip the live count (a range count of up to ~30 ms a month).
     """
     if end_day <= first_day:
-        return
+        return []
     days = range(first_day, end_day, DAY_MS)
     checked = (str(engine.url), first_day, end_day)
     with engine.connect() as connection:
@@ -71,7 +78,7 @@ def ensure(
             .where(UsageRollupDay.day >= first_day, UsageRollupDay.day < end_day)
         ).all())
         if len(done) == len(days) and time.monotonic() - _checked_at.get(checked, -math.inf) < recheck_s:
-            return
+            return []
         if from_oldest:
             everything = connection.scalar(sa.select(sa.func.count()).select_from(Response))
             live = everything - connection.scalar(
@@ -79,29 +86,52 @@ def ensure(
             )
         else:
             live = connection.scalar(_count_between(first_day, end_day))
+    if is_read_only(engine):
+        if len(done) == len(days) and sum(done.values()) == live:
+            _checked_at[checked] = time.monotonic()
+            return []
+        return _runs(_stale(engine, days, done), max_days=len(days))
     for start, end in _runs([day for day in days if day not in done]):
         done.update(_roll_up(engine, start, end))
     _checked_at[checked] = time.monotonic()
     if sum(done.values()) == live:
-        return
+        return []
     # History changed under days already rolled up: find which, and redo them.
+    stale = _stale(engine, days, done)
+    log.info("usage rollups of %d day(s) no longer match the history: recomputing them", len(stale))
+    for start, end in _runs(stale):
+        _roll_up(engine, start, end)
+    return []
+
+
+def rolled_up(first_day: int, end_day: int, live: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The runs of ``[first_day, end_day)`` left once the ``live`` runs (sorted, inside it) are taken out."""
+    runs, start = [], first_day
+    for live_start, live_end in live:
+        if live_start > start:
+            runs.append((start, live_start))
+        start = live_end
+    if start < end_day:
+        runs.append((start, end_day))
+    return runs
+
+
+def _stale(engine: Engine, days: range, done: dict[int, int]) -> list[int]:
+    """The days whose rollups are missing or no longer count the responses the history holds."""
     with engine.connect() as connection:
         key = _day(Response.timestamp)
         counts = dict(connection.execute(
             sa.select(key, sa.func.count())
-            .where(Response.timestamp >= first_day, Response.timestamp < end_day).group_by(key)
+            .where(Response.timestamp >= days.start, Response.timestamp < days.stop).group_by(key)
         ).all())
-    stale = [day for day in days if counts.get(day, 0) != done.get(day)]
-    log.info("usage rollups of %d day(s) no longer match the history: recomputing them", len(stale))
-    for start, end in _runs(stale):
-        _roll_up(engine, start, end)
+    return [day for day in days if counts.get(day, 0) != done.get(day)]
 
 
-def _runs(days: list[int]) -> list[tuple[int, int]]:
-    """Consecutive days as ``[start, end)`` runs of at most MAX_RUN_DAYS (one transaction each)."""
+def _runs(days: list[int], *, max_days: int = MAX_RUN_DAYS) -> list[tuple[int, int]]:
+    """Consecutive days as ``[start, end)`` runs of at most ``max_days`` (one transaction each)."""
     runs: list[tuple[int, int]] = []
     for day in sorted(days):
-        if runs and runs[-1][1] == day and day - runs[-1][0] < MAX_RUN_DAYS * DAY_MS:
+        if runs and runs[-1][1] == day and day - runs[-1][0] < max_days * DAY_MS:
             runs[-1] = (runs[-1][0], day + DAY_MS)
         else:
             runs.append((day, day + DAY_MS))

@@ -186,16 +186,18 @@ def usage_report(
         lo = max(lo or 0, rollups.day_of(oldest))
         first, end = rollups.closed_days(lo, min(now, past_end or now) - 1, now=now)
         if end > first:
-            rollups.ensure(
+            # Days without usable rollups (on a read-only database) are computed live with the edges.
+            live_days = rollups.ensure(
                 db.get_bind(), first, end, from_oldest=lo <= rollups.day_of(oldest), recheck_s=recheck_s
             )
-            cells += db.execute(
-                usage_sql.rollup_cells(filters, group_by=group_by, first_day=first, end_day=end)
-            )
-            for kind, sources in histograms.items():
-                sources.append(usage_sql.rollup_histogram(
-                    filters, group_by=group_by, first_day=first, end_day=end, kind=kind))
-            spans = [(lo, first), (end, past_end)]
+            for run_first, run_end in rollups.rolled_up(first, end, live_days):
+                cells += db.execute(
+                    usage_sql.rollup_cells(filters, group_by=group_by, first_day=run_first, end_day=run_end)
+                )
+                for kind, sources in histograms.items():
+                    sources.append(usage_sql.rollup_histogram(
+                        filters, group_by=group_by, first_day=run_first, end_day=run_end, kind=kind))
+            spans = [(lo, first), *live_days, (end, past_end)]
     for span_lo, span_hi in spans:
         if span_lo is not None and span_hi is not None and span_hi <= span_lo:
             continue
