@@ -13,7 +13,6 @@ client (routing, validation, SQL and JSON included), each scenario with varying 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import random
 import statistics
@@ -81,15 +80,10 @@ def _time(label: str, call: Callable[[], str], repeat: int) -> tuple[str, float,
 def run(
     database: str, *, repeat: int, calls: int, only: str | None = None, read_url: str | None = None
 ) -> list[tuple[str, float, float, str]]:
-    """The scenarios through the app; ``read_url``: its history reads go there (a replica), the rest not."""
-    settings = Settings.from_env({"DATABASE_URL": server_url(database), "LOG_LEVEL": "ERROR",
+    """The scenarios through the app; ``read_url``: the app runs there instead (a replica: a read-only instance)."""
+    settings = Settings.from_env({"DATABASE_URL": read_url or server_url(database), "LOG_LEVEL": "ERROR",
                                   "SEARCH_INDEXER": "false"})
     app = create_app(settings)
-    if read_url is not None:
-        # What a HISTORY_DATABASE_URL setting would do (the gateway has none): the history API's
-        # sessions (app.api.rest.db) on the replica, start-up and the audit trail on the primary.
-        gateway = app.extensions["gateway"]
-        gateway.settings = dataclasses.replace(settings, database_url=read_url)
     client = app.test_client()
     rng = random.Random(13)
     now = int(time.time() * 1000)

@@ -9,8 +9,9 @@ so this starts its own pair from the installed binaries, as user postgres: a pri
 bench/history_data's PostgreSQL generator, and a hot standby on 127.0.0.1:5435 made with
 ``pg_basebackup -R -X stream``. Then, while bench/pg_write_capacity.py's worker processes record
 calls on the primary as fast as they can, it measures the history reads of
-bench/history_pg_bench.py on the standby and on the primary, and samples the standby's replay
-lag every 100 ms. Both servers are stopped and their directories removed at the end.
+bench/history_pg_bench.py through the gateway started on the standby (a read-only instance) and
+on the primary, and samples the standby's replay lag every 100 ms. Both servers are stopped and
+their directories removed at the end.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 DATABASE = "provider_router_bench13"
 PRIMARY, STANDBY = 5434, 5435
+READS = ("first page", "filtered by", "content search", "usage stats, 30 days")
 
 
 def as_postgres(*command: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -135,9 +137,15 @@ def measure(args: argparse.Namespace, base: Path, standby: Path) -> None:
     sampler.start()
     try:
         os.environ["BENCH_PG"] = f"postgres@127.0.0.1:{PRIMARY}"
-        for label, port in (("standby", STANDBY), ("primary", PRIMARY)):
+        # The usage reports last on the standby again: first with no rollups at all (every day live),
+        # then with those the primary's report wrote, replayed.
+        for label, port, scenarios in (
+            ("standby (a read-only instance)", STANDBY, READS),
+            ("primary", PRIMARY, READS),
+            ("standby, with the primary's rollups", STANDBY, ("usage stats, 30 days",)),
+        ):
             print(f"reads on the {label}, the primary taking writes:")
-            for scenario in ("first page", "filtered by", "content search", "usage stats, 30 days"):
+            for scenario in scenarios:
                 try:
                     run(DATABASE, repeat=args.repeat, calls=args.calls, only=scenario,
                         read_url=f"postgresql+psycopg://postgres@127.0.0.1:{port}/{DATABASE}")
