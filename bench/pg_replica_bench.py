@@ -4,7 +4,8 @@
 
 The shared server on 5432 accepts no replication connections (its pg_hba.conf has no
 ``replication`` line, and changing a shared server's configuration is not this bench's to do),
-so this starts its own pair from the installed binaries, as user postgres: a primary on
+so this starts its own pair from the installed binaries, as user postgres (tests/e2e/standby.py,
+which the replica's end-to-end test uses too): a primary on
 127.0.0.1:5434 (initdb, trust, wal_level=replica), filled with ``--calls`` calls by
 bench/history_data's PostgreSQL generator, and a hot standby on 127.0.0.1:5435 made with
 ``pg_basebackup -R -X stream``. Then, while bench/pg_write_capacity.py's worker processes record
@@ -18,13 +19,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -34,43 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from history_pg_data import fill  # noqa: E402
 
+from tests.e2e.standby import hot_standby, private_server  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 DATABASE = "provider_router_bench13"
 PRIMARY, STANDBY = 5434, 5435
 READS = ("first page", "filtered by", "content search", "usage stats, 30 days")
-
-
-def as_postgres(*command: str, check: bool = True) -> subprocess.CompletedProcess:
-    prefix = [] if os.geteuid() != 0 else ["runuser", "-u", "postgres", "--"]
-    return subprocess.run([*prefix, *command], check=check, capture_output=True, text=True)
-
-
-def start(data: Path, port: int, log: Path) -> None:
-    as_postgres(str(BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-o",
-                f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={data.parent}", "start")
-
-
-def stop(data: Path) -> None:
-    if (data / "postmaster.pid").exists():
-        as_postgres(str(BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop", check=False)
-
-
-@contextmanager
-def private_server(directory: Path, port: int):
-    """A throwaway PostgreSQL server in ``directory`` on 127.0.0.1:``port`` (trust), removed afterwards."""
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
-    if os.geteuid() == 0:
-        shutil.chown(directory, "postgres", "postgres")
-    data = directory / "data"
-    try:
-        as_postgres(str(BIN / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres")
-        start(data, port, directory / "server.log")
-        yield data
-    finally:
-        stop(data)
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 class LagSampler(threading.Thread):
@@ -102,26 +70,23 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--writers", type=int, default=2)
     args = parser.parse_args()
-    base = args.dir
-    standby = base / "standby"
-    with private_server(base, PRIMARY):
-        try:
-            measure(args, base, standby)
-        finally:
-            stop(standby)
+    with private_server(PRIMARY, args.dir / "primary"):
+        measure(args)
 
 
-def measure(args: argparse.Namespace, base: Path, standby: Path) -> None:
+def measure(args: argparse.Namespace) -> None:
     with psycopg.connect(f"postgresql://postgres@127.0.0.1:{PRIMARY}/postgres", autocommit=True) as c:
         c.execute(f"CREATE DATABASE {DATABASE}")
     begun = time.perf_counter()
     fill(f"postgresql+psycopg://postgres@127.0.0.1:{PRIMARY}/{DATABASE}", calls=args.calls, say=lambda _s: None)
     print(f"primary filled with {args.calls:,} calls in {time.perf_counter() - begun:.0f} s")
     begun = time.perf_counter()
-    as_postgres(str(BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(PRIMARY), "-U", "postgres",
-                "-D", str(standby), "-R", "-X", "stream", "-c", "fast")
-    print(f"pg_basebackup: {time.perf_counter() - begun:.0f} s")
-    start(standby, STANDBY, base / "standby.log")
+    with hot_standby(primary_port=PRIMARY, port=STANDBY, directory=args.dir / "standby"):
+        print(f"pg_basebackup and start: {time.perf_counter() - begun:.0f} s")
+        measure_on_standby(args)
+
+
+def measure_on_standby(args: argparse.Namespace) -> None:
     with psycopg.connect(f"postgresql://postgres@127.0.0.1:{STANDBY}/{DATABASE}") as c:
         print("standby in recovery:", c.execute("SELECT pg_is_in_recovery()").fetchone()[0])
     from history_pg_bench import run

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from app.config import ConfigError, Settings
 from app.db import configure_pool, get_engine
+from app.db.read_only import read_only_for
 from app.errors import GatewayError
 from app.migrate import SchemaOutdated, ensure_schema
 from app.services.admin.config_store import seed
@@ -63,7 +64,8 @@ def open_gateway() -> Gateway:
     configure_pool(settings.pool)
     ensure_schema(settings.database_url)
     engine = get_engine(settings.database_url)
-    seed(engine, settings)  # a database no gateway has started on yet
+    if read_only_for(settings) is None:  # a standby's reads need no seed (and take none)
+        seed(engine, settings)  # a database no gateway has started on yet
     return Gateway(settings=settings, engine=engine)
 
 

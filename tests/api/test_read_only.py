@@ -7,15 +7,18 @@ runs the same instance on a real standby.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 from sqlalchemy.orm import Session
 
 from app import create_app, migrate
+from app.cli import cli
 from app.config import Settings
 from app.db import dispose_engines, get_engine
 from app.db.read_only import forget
@@ -177,3 +180,12 @@ def test_read_only_true_keeps_a_writable_database_untouched(primary, tmp_path):
         app.extensions["gateway"].stop_background()
     finally:
         _set_read_only(primary["url"], True)
+
+
+def test_provider_cli_reads_a_read_only_database(primary, tmp_path):
+    env = {"DATABASE_URL": primary["url"], "LOG_LEVEL": "WARNING", "AUDIT_JOURNAL_DIR": str(tmp_path / "journal")}
+    stats = CliRunner().invoke(cli, ["stats", "--by", "day", "--json"], env=env)
+    assert stats.exit_code == 0, stats.output
+    assert json.loads(stats.stdout)["totals"]["requests"] == 22
+    history = CliRunner().invoke(cli, ["history", "--json"], env=env)
+    assert history.exit_code == 0, history.output
