@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -168,6 +168,7 @@ def error_response(error: GatewayError) -> Response:
 
 
 READ_ONLY_SQLSTATE = "25006"  # read_only_sql_transaction: a standby, or default_transaction_read_only
+CANCELLED_BY_RECOVERY_SQLSTATE = "40001"  # how a hot standby cancels a query in the way of replay
 
 _HTTP_CODES = {
     400: ("invalid_request_error", "bad_request"),
@@ -202,12 +203,19 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(sa.exc.InterfaceError)
     def _database_unavailable(error: sa.exc.DBAPIError) -> Response:
         log.warning("database unavailable: %s", error.orig or error)
-        response = jsonify(error_body(
-            "The gateway's database is unavailable right now; try again shortly. Model calls are still "
-            "served and recorded.", type="api_error", code="database_unavailable",
-        ))
+        gateway = current_app.extensions.get("gateway")
+        read_only = gateway is not None and gateway.settings.read_only
+        cancelled = getattr(error.orig, "sqlstate", None) == CANCELLED_BY_RECOVERY_SQLSTATE
+        if cancelled:
+            # A hot standby cancels a long read when replaying the primary's changes would wait too long for it.
+            message = ("The replica cancelled this read to keep up with the primary (a conflict with recovery); "
+                       "try again. hot_standby_feedback=on on the standby avoids it.")
+        else:
+            message = "The gateway's database is unavailable right now; try again shortly." + (
+                "" if read_only else " Model calls are still served and recorded.")
+        response = jsonify(error_body(message, type="api_error", code="database_unavailable"))
         response.status_code = 503
-        response.headers["Retry-After"] = "5"
+        response.headers["Retry-After"] = "1" if cancelled else "5"
         return response
 
     @app.errorhandler(sa.exc.InternalError)

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import psycopg
@@ -39,6 +40,15 @@ ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "provider_router_bench13"
 PRIMARY, STANDBY = 5434, 5435
 READS = ("first page", "filtered by", "content search", "usage stats, 30 days")
+# (label, server, scenarios, the standby's hot_standby_feedback from then on). The usage reports run
+# on the standby first with no rollups at all (every day computed live), without and with
+# hot_standby_feedback, and last once the primary's report has written its rollups.
+PHASES = (
+    ("standby (a read-only instance)", STANDBY, READS, "off"),
+    ("standby, hot_standby_feedback on", STANDBY, ("usage stats, 30 days",), "on"),
+    ("primary", PRIMARY, READS, None),
+    ("standby, with the primary's rollups", STANDBY, ("usage stats, 30 days",), "on"),
+)
 
 
 class LagSampler(threading.Thread):
@@ -63,6 +73,30 @@ class LagSampler(threading.Thread):
                 time.sleep(0.1)
 
 
+def hot_standby_feedback(data: Path, value: str) -> None:
+    """Set the standby's hot_standby_feedback (in its postgresql.auto.conf; a reload applies it)."""
+    with open(data / "postgresql.auto.conf", "a") as conf:
+        conf.write(f"hot_standby_feedback = {value}\n")
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:{STANDBY}/postgres", autocommit=True) as c:
+        c.execute("SELECT pg_reload_conf()")
+        time.sleep(0.5)
+        print(f"standby: hot_standby_feedback = {c.execute('SHOW hot_standby_feedback').fetchone()[0]}")
+
+
+def standby_conflicts() -> Counter:
+    """Queries the standby has cancelled for conflicts with recovery, by kind (snapshot, lock, bufferpin...)."""
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:{STANDBY}/{DATABASE}", autocommit=True) as c:
+        for _ in range(10):  # even this read may be cancelled while replay is held up
+            try:
+                row = c.execute("SELECT confl_tablespace, confl_lock, confl_snapshot, confl_bufferpin, "
+                                "confl_deadlock FROM pg_stat_database_conflicts "
+                                "WHERE datname = current_database()").fetchone()
+                break
+            except psycopg.errors.SerializationFailure:
+                time.sleep(0.5)
+    return Counter(dict(zip(("tablespace", "lock", "snapshot", "bufferpin", "deadlock"), row, strict=True)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=1_000_000)
@@ -81,12 +115,12 @@ def measure(args: argparse.Namespace) -> None:
     fill(f"postgresql+psycopg://postgres@127.0.0.1:{PRIMARY}/{DATABASE}", calls=args.calls, say=lambda _s: None)
     print(f"primary filled with {args.calls:,} calls in {time.perf_counter() - begun:.0f} s")
     begun = time.perf_counter()
-    with hot_standby(primary_port=PRIMARY, port=STANDBY, directory=args.dir / "standby"):
+    with hot_standby(primary_port=PRIMARY, port=STANDBY, directory=args.dir / "standby") as standby:
         print(f"pg_basebackup and start: {time.perf_counter() - begun:.0f} s")
-        measure_on_standby(args)
+        measure_on_standby(args, standby)
 
 
-def measure_on_standby(args: argparse.Namespace) -> None:
+def measure_on_standby(args: argparse.Namespace, standby: Path) -> None:
     with psycopg.connect(f"postgresql://postgres@127.0.0.1:{STANDBY}/{DATABASE}") as c:
         print("standby in recovery:", c.execute("SELECT pg_is_in_recovery()").fetchone()[0])
     from history_pg_bench import run
@@ -102,20 +136,20 @@ def measure_on_standby(args: argparse.Namespace) -> None:
     sampler.start()
     try:
         os.environ["BENCH_PG"] = f"postgres@127.0.0.1:{PRIMARY}"
-        # The usage reports last on the standby again: first with no rollups at all (every day live),
-        # then with those the primary's report wrote, replayed.
-        for label, port, scenarios in (
-            ("standby (a read-only instance)", STANDBY, READS),
-            ("primary", PRIMARY, READS),
-            ("standby, with the primary's rollups", STANDBY, ("usage stats, 30 days",)),
-        ):
+        for label, port, scenarios, feedback in PHASES:
+            if feedback is not None:
+                hot_standby_feedback(standby, feedback)
             print(f"reads on the {label}, the primary taking writes:")
+            conflicts, first_sample = standby_conflicts(), len(sampler.lags_ms)
             for scenario in scenarios:
                 try:
                     run(DATABASE, repeat=args.repeat, calls=args.calls, only=scenario,
                         read_url=f"postgresql+psycopg://postgres@127.0.0.1:{port}/{DATABASE}")
                 except Exception as exc:  # noqa: BLE001 - the finding is what the app does on a standby
                     print(f"  {scenario}: failed on the {label}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+            lags = sorted(sampler.lags_ms[first_sample:]) or [0.0]
+            print(f"  standby queries cancelled by recovery conflicts: {dict(standby_conflicts() - conflicts)}; "
+                  f"replay lag meanwhile: median {statistics.median(lags):.1f} ms, max {lags[-1]:.1f} ms")
     finally:
         for writer in writers:
             writer.terminate()

@@ -127,6 +127,7 @@ def test_usage_takes_the_primarys_current_rollups_and_computes_the_rest_live_wit
 def test_the_dashboard_reads_are_served(replica):
     for page in ("/ui/", "/ui/calls", "/ui/keys", "/ui/providers", "/ui/sessions/s0-4", "/ui/calls/export.csv"):
         assert replica.get(page).status_code == 200, page
+    assert "read-only instance" in replica.get("/ui/").get_data(as_text=True)
     assert replica.get("/ui/calls/export.jsonl").get_data(as_text=True).count("\n") == 22
 
 
@@ -159,6 +160,7 @@ def test_a_write_reaching_a_database_turned_read_only_under_a_running_gateway_is
     _set_read_only(primary["url"], False)
     try:
         app = create_app(_settings(primary["url"], tmp_path))  # writable when it started
+        assert "read-only instance" not in app.test_client().get("/ui/").get_data(as_text=True)
         _set_read_only(primary["url"], True)  # then demoted: its new connections are read-only
         reply = app.test_client().delete("/v1/requests/1")
         app.extensions["gateway"].stop_background()

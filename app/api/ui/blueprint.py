@@ -10,6 +10,7 @@ from werkzeug.wrappers import Response
 
 from app.api.ui import auth, format
 from app.errors import GatewayError
+from app.extensions import gateway
 
 HERE = Path(__file__).resolve().parent
 # No inline script or style at all: a logged prompt holding markup can never run.
@@ -39,7 +40,8 @@ def _headers(response: Response) -> Response:
 
 @bp.app_context_processor
 def _context() -> dict:
-    return {"csrf_token": auth.csrf_token, "key_required": auth.key_required}
+    return {"csrf_token": auth.csrf_token, "key_required": auth.key_required,
+            "read_only": lambda: gateway().settings.read_only}
 
 
 for name, function in format.FILTERS.items():
