@@ -220,7 +220,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(sa.exc.InternalError)
     def _read_only_database(error: sa.exc.InternalError) -> Response:
-        # A write that reached a read-only database anyway (a primary demoted under a running gateway).
+        # A write that reached a read-only database anyway (turned read-only under a running gateway).
         if getattr(error.orig, "sqlstate", None) != READ_ONLY_SQLSTATE:
             return _unexpected(error)
         log.warning("a write reached a read-only database: %s", error.orig)
