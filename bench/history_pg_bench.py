@@ -43,7 +43,7 @@ def server_url(database: str) -> str:
     return f"postgresql+psycopg://{host}/{database}"
 
 
-def ensure(database: str, calls: int) -> None:
+def ensure(database: str, calls: int, *, search: bool = True) -> None:
     """Create and fill ``database`` unless it already holds ``calls`` calls."""
     admin = server_url("postgres").replace("+psycopg", "")
     with psycopg.connect(admin, autocommit=True) as connection:
@@ -57,7 +57,7 @@ def ensure(database: str, calls: int) -> None:
     with psycopg.connect(admin, autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{database}"')
     started = time.perf_counter()
-    timings = fill(server_url(database), calls=calls)
+    timings = fill(server_url(database), calls=calls, search=search)
     print(f"filled in {time.perf_counter() - started:.0f} s: "
           + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
 
@@ -145,8 +145,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=40)
     parser.add_argument("--database", default="provider_router_bench13")
     parser.add_argument("--only", help="run the scenarios whose label holds this text")
+    parser.add_argument("--no-search", action="store_true",
+                        help="fill without content-search texts (no hour-long trigram index; no search scenario)")
     args = parser.parse_args()
-    ensure(args.database, args.calls)
+    ensure(args.database, args.calls, search=not args.no_search)
     load = os.getloadavg()[0]
     results = run(args.database, repeat=args.repeat, calls=args.calls, only=args.only)
     print(f"\nload average {load:.1f} before, {os.getloadavg()[0]:.1f} after\n")

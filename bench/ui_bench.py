@@ -42,8 +42,8 @@ PLANTS = (  # (every nth call, text put in front of its user message)
 TARGETS = {"page": 150.0, "search": 200.0}
 
 
-def prepare(path: Path, rows: int) -> None:
-    """The filled database with its planted words, indexed."""
+def prepare(path: Path, rows: int, *, search: bool = True) -> None:
+    """The filled database with its planted words, indexed (unless no search is measured)."""
     if not path.exists():
         print(f"filling {path} with {rows:,} calls (a few minutes for a million)")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,7 +59,7 @@ def prepare(path: Path, rows: int) -> None:
                 )
     engine = get_engine(f"sqlite:///{path}")
     state = index.state(engine)
-    if state.indexed < state.calls:
+    if search and state.indexed < state.calls:
         size = path.stat().st_size
         print(f"indexing {state.calls - state.indexed:,} calls")
         started = time.perf_counter()
@@ -90,7 +90,7 @@ def timed(label: str, call: Callable[[], int], repeat: int) -> tuple[str, float,
     return label, p50, p95
 
 
-def pages(path: Path, repeat: int) -> list[tuple[str, str, float, float]]:
+def pages(path: Path, repeat: int, only: str | None = None) -> list[tuple[str, str, float, float]]:
     settings = Settings.from_env({"DATABASE_URL": f"sqlite:///{path}", "LOG_LEVEL": "ERROR", "SEARCH_INDEXER": "false"})
     client = create_app(settings).test_client()
     with sqlite3.connect(path) as connection:
@@ -123,6 +123,8 @@ def pages(path: Path, repeat: int) -> list[tuple[str, str, float, float]]:
     ]
     rows = []
     for kind, label, url in cases:
+        if only and only not in label:
+            continue
         rows.append((kind, *timed(label, lambda url=url: client.get(url).status_code, repeat)))
     return rows
 
@@ -173,12 +175,15 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--db", type=Path, default=HERE / "out" / "ui-1000000.db")
+    parser.add_argument("--only", help="measure only the pages whose label holds this text (e.g. overview)")
     args = parser.parse_args()
-    prepare(args.db, args.rows)
+    search = not args.only or "search" in args.only
+    prepare(args.db, args.rows, search=search)
     print(f"{args.db.stat().st_size / 2**30:.1f} GiB; pages through the Flask test client, {args.repeat} runs each")
-    rows = pages(args.db, args.repeat)
-    lags = indexer_lag(args.db)
-    print(f"indexer lag over {len(lags)} calls: median {statistics.median(lags):.2f} s, max {max(lags):.2f} s")
+    rows = pages(args.db, args.repeat, args.only)
+    if search:
+        lags = indexer_lag(args.db)
+        print(f"indexer lag over {len(lags)} calls: median {statistics.median(lags):.2f} s, max {max(lags):.2f} s")
     print("\n| page | p50 ms | p95 ms | target (p95) |\n|---|---:|---:|---|")
     for kind, label, p50, p95 in rows:
         target = TARGETS[kind]

@@ -6,7 +6,15 @@ from app.models.keys import GatewayKey, GatewayKeyCounter
 from app.models.providers import ProviderRow
 from app.models.search import SearchDoc
 from app.models.settings import Setting
-from app.models.usage import UsageRollup, UsageRollupDay, UsageRollupDayLatency, UsageRollupLatency
+from app.models.usage import (
+    UsageRollup,
+    UsageRollupDay,
+    UsageRollupDayLatency,
+    UsageRollupHour,
+    UsageRollupHourCell,
+    UsageRollupHourLatency,
+    UsageRollupLatency,
+)
 
 __all__ = [
     "RESPONSE_STATUSES",
@@ -25,6 +33,9 @@ __all__ = [
     "UsageRollup",
     "UsageRollupDay",
     "UsageRollupDayLatency",
+    "UsageRollupHour",
+    "UsageRollupHourCell",
+    "UsageRollupHourLatency",
     "UsageRollupLatency",
     "now_ms",
 ]

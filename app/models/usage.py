@@ -79,3 +79,51 @@ class UsageRollupDayLatency(Base):
     day: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
     bucket: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
     count: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+# Hourly rollups: the partial days at a report's edges (today, a range starting mid-day) are read
+# from closed hours instead of the raw tables. Counts and the histograms over all models only:
+# a report filtered or grouped by model reads those hours live.
+
+class UsageRollupHour(Base):
+    """A UTC hour whose rollups are complete."""
+
+    __tablename__ = "usage_rollup_hours"
+    __table_args__ = _CLUSTERED
+
+    hour: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    responses: Mapped[int] = mapped_column(sa.BigInteger)
+    computed_at: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms)
+
+
+class UsageRollupHourCell(Base):
+    """``UsageRollup``'s counts and sums for one hour."""
+
+    __tablename__ = "usage_rollup_hour_cells"
+    __table_args__ = _CLUSTERED
+
+    hour: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    provider: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    stream: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True)
+    requests: Mapped[int] = mapped_column(sa.BigInteger)
+    errors: Mapped[int] = mapped_column(sa.BigInteger)
+    incomplete: Mapped[int] = mapped_column(sa.BigInteger)
+    prompt_tokens: Mapped[int] = mapped_column(sa.BigInteger)
+    completion_tokens: Mapped[int] = mapped_column(sa.BigInteger)
+    total_tokens: Mapped[int] = mapped_column(sa.BigInteger)
+    usage_estimated: Mapped[int] = mapped_column(sa.BigInteger)
+    durations: Mapped[int] = mapped_column(sa.BigInteger)
+    duration_ms_sum: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class UsageRollupHourLatency(Base):
+    """An hour's latency histogram over all its responses."""
+
+    __tablename__ = "usage_rollup_hour_latencies"
+    __table_args__ = _CLUSTERED
+
+    kind: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    hour: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    bucket: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    count: Mapped[int] = mapped_column(sa.BigInteger)

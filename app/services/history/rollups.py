@@ -1,12 +1,13 @@
-"""Daily usage rollups: computed in SQL once a UTC day is over, checked before each use.
+"""Usage rollups: computed in SQL once a UTC day (or hour) is over, checked before each use.
 
-A report reads whole past days from the rollups and computes only the edges live. Before
-that, ``ensure`` rolls up the days not done yet and compares the number of responses the
-rollups cover with the live count (one index range count): if history changed behind them
-(an import, a purge), the days that differ are recomputed. Deletions made through
-``app.services.history.records`` also ``invalidate`` their days at once. On a read-only
-database (a hot standby) the rollups the primary wrote are used where they match the history,
-and the other days are computed live: nothing is written there.
+A report reads whole past days from the daily rollups, the whole hours at its edges (today, a
+range that starts mid-day) from the hourly ones, and computes only what is left live: the current
+hour and partial hours. Before that, ``ensure`` rolls up the periods not done yet and compares the
+number of responses the rollups cover with the live count (one index range count): if history
+changed behind them (an import, a purge), the periods that differ are recomputed. Deletions made
+through ``app.services.history.records`` also ``invalidate`` their days (and hours) at once. On a
+read-only database (a hot standby) the rollups the primary wrote are used where they match the
+history, and the other periods are computed live: nothing is written there.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import math
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -28,19 +30,44 @@ from app.models.usage import (
     UsageRollup,
     UsageRollupDay,
     UsageRollupDayLatency,
+    UsageRollupHour,
+    UsageRollupHourCell,
+    UsageRollupHourLatency,
     UsageRollupLatency,
 )
-from app.services.history.usage_sql import DAY_MS, bucket, const
+from app.services.history.usage_sql import DAY_MS, HOUR_MS, bucket, const
 
 log = logging.getLogger(__name__)
 
-# A day is rolled up only this long after it ends: rows still being committed, clock skew.
+# A period is rolled up only this long after it ends: rows still being committed, clock skew.
 SETTLE_MS = 5 * 60_000
-# Days rolled up in one transaction: on SQLite the gateway's writes wait meanwhile, so each
-# stays short (a week of a million-calls-a-quarter gateway: about a second).
-MAX_RUN_DAYS = 7
-_checked_at: dict[tuple[str, int, int], float] = {}  # (database, first, end day) -> when found current
-_TABLES = (UsageRollup, UsageRollupLatency, UsageRollupDayLatency, UsageRollupDay)
+
+
+@dataclass(frozen=True, slots=True)
+class Grain:
+    """A rollup period and its tables: days (everything), hours (counts and overall histograms)."""
+
+    name: str  # the tables' time column: "day" or "hour"
+    width: int  # ms
+    done: type  # the periods rolled up, with the number of responses each covered
+    cells: type  # counts and sums per provider, model and stream kind
+    merged: type  # latency histograms over all of a period's responses
+    by_model: type | None  # latency histograms per provider, model and stream kind (days only)
+    # Periods rolled up in one transaction: on SQLite the gateway's writes wait meanwhile, so each
+    # stays short (a week of a million-calls-a-quarter gateway: about a second).
+    max_run: int
+
+    def at(self, table: type) -> sa.ColumnElement:
+        return getattr(table, self.name)
+
+    @property
+    def tables(self) -> tuple[type, ...]:
+        return tuple(t for t in (self.cells, self.by_model, self.merged, self.done) if t is not None)
+
+
+DAYS = Grain("day", DAY_MS, UsageRollupDay, UsageRollup, UsageRollupDayLatency, UsageRollupLatency, 7)
+HOURS = Grain("hour", HOUR_MS, UsageRollupHour, UsageRollupHourCell, UsageRollupHourLatency, None, 7 * 24)
+_checked_at: dict[tuple[str, str, int, int], float] = {}  # (database, grain, first, end) -> when found current
 
 
 def day_of(timestamp_ms: int) -> int:
@@ -49,33 +76,39 @@ def day_of(timestamp_ms: int) -> int:
 
 def closed_days(lo: int, hi: int, *, now: int) -> tuple[int, int]:
     """``[first, end)``: the whole days inside ``[lo, hi]`` (inclusive ms) that are over."""
-    first = -(-lo // DAY_MS) * DAY_MS
-    end = min((hi + 1) // DAY_MS * DAY_MS, day_of(now - SETTLE_MS))
+    return closed(DAYS, lo, hi, now=now)
+
+
+def closed(grain: Grain, lo: int, hi: int, *, now: int) -> tuple[int, int]:
+    """``[first, end)``: the whole periods inside ``[lo, hi]`` (inclusive ms) that are over."""
+    first = -(-lo // grain.width) * grain.width
+    end = min((hi + 1) // grain.width * grain.width, (now - SETTLE_MS) // grain.width * grain.width)
     return first, max(first, end)
 
 
 def ensure(
-    engine: Engine, first_day: int, end_day: int, *, from_oldest: bool = False, recheck_s: float = 0
+    engine: Engine, first_day: int, end_day: int, *, grain: Grain = DAYS, from_oldest: bool = False,
+    recheck_s: float = 0,
 ) -> list[tuple[int, int]]:
-    """Make the rollups of the days in ``[first_day, end_day)`` complete and current.
+    """Make the rollups of the periods in ``[first_day, end_day)`` complete and current.
 
-    Returns the ``[start, end)`` runs of days whose rollups cannot be used, for the caller to
+    Returns the ``[start, end)`` runs of periods whose rollups cannot be used, for the caller to
     compute live: on a read-only database (a hot standby, app.db.read_only) nothing is written,
-    so the days the primary rolled up and that still match the history are used and the others
+    so the periods the primary rolled up and that still match the history are used and the others
     (not rolled up there yet, or changed since) are left out. Elsewhere it is always empty.
     ``from_oldest``: no response is older than ``first_day``, so the live count is the whole
-    table's (SQLite counts that from index pages, not entries) less the days after ``end_day``.
-    ``recheck_s``: when every day is rolled up and this process found them matching the history
+    table's (SQLite counts that from index pages, not entries) less the periods after ``end_day``.
+    ``recheck_s``: when every period is rolled up and this process found them matching the history
     less than that long ago, skip the live count (a range count of up to ~30 ms a month).
     """
     if end_day <= first_day:
         return []
-    days = range(first_day, end_day, DAY_MS)
-    checked = (str(engine.url), first_day, end_day)
+    days = range(first_day, end_day, grain.width)
+    checked = (str(engine.url), grain.name, first_day, end_day)
+    done_at = grain.at(grain.done)
     with engine.connect() as connection:
         done = dict(connection.execute(
-            sa.select(UsageRollupDay.day, UsageRollupDay.responses)
-            .where(UsageRollupDay.day >= first_day, UsageRollupDay.day < end_day)
+            sa.select(done_at, grain.done.responses).where(done_at >= first_day, done_at < end_day)
         ).all())
         if len(done) == len(days) and time.monotonic() - _checked_at.get(checked, -math.inf) < recheck_s:
             return []
@@ -90,60 +123,62 @@ def ensure(
         if len(done) == len(days) and sum(done.values()) == live:
             _checked_at[checked] = time.monotonic()
             return []
-        return _runs(_stale(engine, days, done), max_days=len(days))
-    for start, end in _runs([day for day in days if day not in done]):
-        done.update(_roll_up(engine, start, end))
+        return _runs(grain, _stale(engine, grain, days, done), max_run=len(days))
+    for start, end in _runs(grain, [day for day in days if day not in done]):
+        done.update(_roll_up(engine, grain, start, end))
     _checked_at[checked] = time.monotonic()
     if sum(done.values()) == live:
         return []
-    # History changed under days already rolled up: find which, and redo them.
-    stale = _stale(engine, days, done)
-    log.info("usage rollups of %d day(s) no longer match the history: recomputing them", len(stale))
-    for start, end in _runs(stale):
-        _roll_up(engine, start, end)
+    # History changed under periods already rolled up: find which, and redo them.
+    stale = _stale(engine, grain, days, done)
+    log.info("usage rollups of %d %s(s) no longer match the history: recomputing them", len(stale), grain.name)
+    for start, end in _runs(grain, stale):
+        _roll_up(engine, grain, start, end)
     return []
 
 
-def rolled_up(first_day: int, end_day: int, live: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The runs of ``[first_day, end_day)`` left once the ``live`` runs (sorted, inside it) are taken out."""
-    runs, start = [], first_day
+def rolled_up(first: int, end: int, live: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The runs of ``[first, end)`` left once the ``live`` runs (sorted, inside it) are taken out."""
+    runs, start = [], first
     for live_start, live_end in live:
         if live_start > start:
             runs.append((start, live_start))
         start = live_end
-    if start < end_day:
-        runs.append((start, end_day))
+    if start < end:
+        runs.append((start, end))
     return runs
 
 
-def _stale(engine: Engine, days: range, done: dict[int, int]) -> list[int]:
-    """The days whose rollups are missing or no longer count the responses the history holds."""
+def _stale(engine: Engine, grain: Grain, periods: range, done: dict[int, int]) -> list[int]:
+    """The periods whose rollups are missing or no longer count the responses the history holds."""
     with engine.connect() as connection:
-        key = _day(Response.timestamp)
+        key = _period(grain, Response.timestamp)
         counts = dict(connection.execute(
             sa.select(key, sa.func.count())
-            .where(Response.timestamp >= days.start, Response.timestamp < days.stop).group_by(key)
+            .where(Response.timestamp >= periods.start, Response.timestamp < periods.stop).group_by(key)
         ).all())
-    return [day for day in days if counts.get(day, 0) != done.get(day)]
+    return [period for period in periods if counts.get(period, 0) != done.get(period)]
 
 
-def _runs(days: list[int], *, max_days: int = MAX_RUN_DAYS) -> list[tuple[int, int]]:
-    """Consecutive days as ``[start, end)`` runs of at most ``max_days`` (one transaction each)."""
+def _runs(grain: Grain, days: list[int], *, max_run: int | None = None) -> list[tuple[int, int]]:
+    """Consecutive periods as ``[start, end)`` runs of at most ``max_run`` (the grain's: one transaction each)."""
     runs: list[tuple[int, int]] = []
     for day in sorted(days):
-        if runs and runs[-1][1] == day and day - runs[-1][0] < max_days * DAY_MS:
-            runs[-1] = (runs[-1][0], day + DAY_MS)
+        if runs and runs[-1][1] == day and day - runs[-1][0] < (max_run or grain.max_run) * grain.width:
+            runs[-1] = (runs[-1][0], day + grain.width)
         else:
-            runs.append((day, day + DAY_MS))
+            runs.append((day, day + grain.width))
     return runs
 
 
 def invalidate(db: Session, days: Iterable[int]) -> None:
-    """Drop the rollups of these days (in the caller's transaction); the next report redoes them."""
+    """Drop the rollups of these days and of their hours (in the caller's transaction); the next report redoes them."""
     days = sorted(set(days))
     if days:
-        for table in _TABLES:
+        for table in DAYS.tables:
             db.execute(sa.delete(table).where(table.day.in_(days)))
+        for table in HOURS.tables:
+            db.execute(sa.delete(table).where(_period(DAYS, table.hour).in_(days)))
 
 
 def _count_between(first: int, end: int) -> sa.Select:
@@ -152,33 +187,33 @@ def _count_between(first: int, end: int) -> sa.Select:
     )
 
 
-def _day(column: sa.ColumnElement) -> sa.ColumnElement:
-    return (column // const(DAY_MS)) * const(DAY_MS)
+def _period(grain: Grain, column: sa.ColumnElement) -> sa.ColumnElement:
+    return (column // const(grain.width)) * const(grain.width)
 
 
-def _roll_up(engine: Engine, start: int, end: int) -> dict[int, int]:
-    """Recompute the days in ``[start, end)`` in one transaction; return each day's response count."""
+def _roll_up(engine: Engine, grain: Grain, start: int, end: int) -> dict[int, int]:
+    """Recompute the periods in ``[start, end)`` in one transaction; return each one's response count."""
     try:
         with engine.begin() as connection:
-            return _write_days(connection, start, end)
+            return _write(connection, grain, start, end)
     except IntegrityError:
-        # Another worker rolled the same days up at the same moment: its rows are as good.
-        log.debug("usage rollups of %s..%s written concurrently", start, end)
+        # Another worker rolled the same periods up at the same moment: its rows are as good.
+        log.debug("usage rollups (%s) of %s..%s written concurrently", grain.name, start, end)
+        done_at = grain.at(grain.done)
         with engine.connect() as connection:
             return dict(connection.execute(
-                sa.select(UsageRollupDay.day, UsageRollupDay.responses)
-                .where(UsageRollupDay.day >= start, UsageRollupDay.day < end)
+                sa.select(done_at, grain.done.responses).where(done_at >= start, done_at < end)
             ).all())
 
 
-def _write_days(connection: Connection, start: int, end: int) -> dict[int, int]:
-    for table in _TABLES:
-        connection.execute(sa.delete(table).where(table.day >= start, table.day < end))
-    day = _day(Response.timestamp)
-    dims = (day, Request.provider, Request.model, Request.stream)
+def _write(connection: Connection, grain: Grain, start: int, end: int) -> dict[int, int]:
+    for table in grain.tables:
+        connection.execute(sa.delete(table).where(grain.at(table) >= start, grain.at(table) < end))
+    period = _period(grain, Response.timestamp)
+    dims = (period, Request.provider, Request.model, Request.stream)
+    in_range = (Response.timestamp >= start, Response.timestamp < end)
     joined = (
-        sa.select(*dims).select_from(Response).join(Request, Request.id == Response.request_id)
-        .where(Response.timestamp >= start, Response.timestamp < end)
+        sa.select(*dims).select_from(Response).join(Request, Request.id == Response.request_id).where(*in_range)
     )
 
     def count_if(condition: sa.ColumnElement) -> sa.ColumnElement:
@@ -187,8 +222,8 @@ def _write_days(connection: Connection, start: int, end: int) -> dict[int, int]:
     def total(column: sa.ColumnElement) -> sa.ColumnElement:
         return sa.func.coalesce(sa.func.sum(column), 0)
 
-    connection.execute(sa.insert(UsageRollup).from_select(
-        ["day", "provider", "model", "stream", "requests", "errors", "incomplete", "prompt_tokens",
+    connection.execute(sa.insert(grain.cells).from_select(
+        [grain.name, "provider", "model", "stream", "requests", "errors", "incomplete", "prompt_tokens",
          "completion_tokens", "total_tokens", "usage_estimated", "durations", "duration_ms_sum"],
         joined.add_columns(
             sa.func.count(), count_if(Response.status == "error"),
@@ -201,26 +236,34 @@ def _write_days(connection: Connection, start: int, end: int) -> dict[int, int]:
     for kind in LATENCY_KINDS:
         value = Response.duration_ms if kind == "duration" else Response.ttft_ms
         slot = bucket(value)
-        connection.execute(sa.insert(UsageRollupLatency).from_select(
-            ["day", "provider", "model", "stream", "kind", "bucket", "count"],
+        if grain.by_model is None:  # from the responses alone: their timestamp index carries both latencies
+            connection.execute(sa.insert(grain.merged).from_select(
+                ["kind", grain.name, "bucket", "count"],
+                sa.select(sa.literal(kind), period, slot, sa.func.count())
+                .where(*in_range, value.is_not(None)).group_by(period, slot),
+            ))
+            continue
+        connection.execute(sa.insert(grain.by_model).from_select(
+            [grain.name, "provider", "model", "stream", "kind", "bucket", "count"],
             joined.add_columns(sa.literal(kind), slot, sa.func.count())
             .where(value.is_not(None)).group_by(*dims, slot),
         ))
-    latency = UsageRollupLatency
-    connection.execute(sa.insert(UsageRollupDayLatency).from_select(
-        ["kind", "day", "bucket", "count"],
-        sa.select(latency.kind, latency.day, latency.bucket, sa.func.sum(latency.count))
-        .where(latency.kind.in_(LATENCY_KINDS), latency.day >= start, latency.day < end)
-        .group_by(latency.kind, latency.day, latency.bucket),
-    ))
+    if grain.by_model is not None:
+        latency, at = grain.by_model, grain.at(grain.by_model)
+        connection.execute(sa.insert(grain.merged).from_select(
+            ["kind", grain.name, "bucket", "count"],
+            sa.select(latency.kind, at, latency.bucket, sa.func.sum(latency.count))
+            .where(latency.kind.in_(LATENCY_KINDS), at >= start, at < end)
+            .group_by(latency.kind, at, latency.bucket),
+        ))
     # Counted from the rows just written: the same snapshot as the rollups themselves.
+    at = grain.at(grain.cells)
     counts = dict(connection.execute(
-        sa.select(UsageRollup.day, sa.func.sum(UsageRollup.requests))
-        .where(UsageRollup.day >= start, UsageRollup.day < end).group_by(UsageRollup.day)
+        sa.select(at, sa.func.sum(grain.cells.requests)).where(at >= start, at < end).group_by(at)
     ).all())
-    written = {day: int(counts.get(day, 0)) for day in range(start, end, DAY_MS)}
+    written = {day: int(counts.get(day, 0)) for day in range(start, end, grain.width)}
     computed_at = now_ms()
-    connection.execute(sa.insert(UsageRollupDay), [
-        {"day": day, "responses": count, "computed_at": computed_at} for day, count in written.items()
+    connection.execute(sa.insert(grain.done), [
+        {grain.name: day, "responses": count, "computed_at": computed_at} for day, count in written.items()
     ])
     return written

@@ -167,7 +167,7 @@ def usage_report(
     latency: bool = True,
     recheck_s: float = 0,
 ) -> UsageReport:
-    """Totals and groups over the responses that match; whole past days come from the rollups.
+    """Totals and groups over the responses that match; whole past days and hours come from the rollups.
 
     Groups are newest first for ``day``/``hour``, busiest first otherwise; at most ``limit``.
     ``recheck_s``: trust rollups this process checked against the history that recently (the
@@ -182,22 +182,13 @@ def usage_report(
     oldest = db.scalar(sa.select(sa.func.min(Response.timestamp)))
     if oldest is None:
         spans = []
-    elif group_by in _ROLLED_UP and not filters.live_only:
-        lo = max(lo or 0, rollups.day_of(oldest))
-        first, end = rollups.closed_days(lo, min(now, past_end or now) - 1, now=now)
-        if end > first:
-            # Days without usable rollups (on a read-only database) are computed live with the edges.
-            live_days = rollups.ensure(
-                db.get_bind(), first, end, from_oldest=lo <= rollups.day_of(oldest), recheck_s=recheck_s
-            )
-            for run_first, run_end in rollups.rolled_up(first, end, live_days):
-                cells += db.execute(
-                    usage_sql.rollup_cells(filters, group_by=group_by, first_day=run_first, end_day=run_end)
-                )
-                for kind, sources in histograms.items():
-                    sources.append(usage_sql.rollup_histogram(
-                        filters, group_by=group_by, first_day=run_first, end_day=run_end, kind=kind))
-            spans = [(lo, first), *live_days, (end, past_end)]
+    elif not filters.live_only:
+        spans = [(max(lo or 0, rollups.day_of(oldest)), past_end)]
+        for grain in _grains(filters, group_by):
+            spans = [piece for span in spans for piece in _from_rollups(
+                db, grain, span, filters=filters, group_by=group_by, now=now, oldest=oldest, recheck_s=recheck_s,
+                cells=cells, histograms=histograms,
+            )]
     for span_lo, span_hi in spans:
         if span_lo is not None and span_hi is not None and span_hi <= span_lo:
             continue
@@ -206,7 +197,7 @@ def usage_report(
             sources.append(usage_sql.live_histogram(
                 filters, group_by=group_by, lo=span_lo, hi=span_hi, kind=kind))
     totals, groups, dimensions = _fold(cells, prices)
-    if spans and latency:
+    if latency and histograms["duration"]:
         for kind, points in (("duration", _LATENCY_POINTS), ("ttft", _TTFT_POINTS)):
             for row in usage_sql.percentiles(db, histograms[kind], points, grouped=group_by is not None):
                 metrics = totals if row.total else groups.get(row.key)
@@ -222,6 +213,41 @@ def usage_report(
         unpriced_models=sorted(totals.unpriced_models),
         by_model=_order(dimensions["model"], "model"), by_provider=_order(dimensions["provider"], "provider"),
     )
+
+
+def _grains(filters: UsageFilters, group_by: str | None) -> list[rollups.Grain]:
+    """The rollups that can answer this report: days first, then hours for the partial days left."""
+    grains = [rollups.DAYS] if group_by in _ROLLED_UP else []
+    by_dimension = any(value is not None for value in (filters.model, filters.provider, filters.stream))
+    if group_by in (None, "day", "hour") and not by_dimension:  # hours keep histograms over all models only
+        grains.append(rollups.HOURS)
+    return grains
+
+
+def _from_rollups(
+    db: Session, grain: rollups.Grain, span: tuple[int, int | None], *, filters: UsageFilters, group_by: str | None,
+    now: int, oldest: int, recheck_s: float, cells: list[Any], histograms: dict[str, list[sa.Select]],
+) -> list[tuple[int, int | None]]:
+    """Read the grain's whole closed periods inside ``[lo, hi)``; return what is left of the span (0-2 pieces,
+    more on a read-only database where some periods are not rolled up)."""
+    lo, hi = span
+    if hi is not None and hi <= lo:
+        return []
+    first, end = rollups.closed(grain, lo, min(now, hi or now) - 1, now=now)
+    if end <= first:
+        return [span]
+    # Periods without usable rollups (on a read-only database) are left to the next grain or live.
+    live = rollups.ensure(
+        db.get_bind(), first, end, grain=grain, recheck_s=recheck_s,
+        from_oldest=grain is rollups.DAYS and lo <= rollups.day_of(oldest),
+    )
+    for run_first, run_end in rollups.rolled_up(first, end, live):
+        cells += db.execute(usage_sql.rollup_cells(
+            filters, group_by=group_by, first=run_first, end=run_end, grain=grain))
+        for kind, sources in histograms.items():
+            sources.append(usage_sql.rollup_histogram(
+                filters, group_by=group_by, first=run_first, end=run_end, kind=kind, grain=grain))
+    return [piece for piece in ((lo, first), *live, (end, hi)) if piece[1] is None or piece[1] > piece[0]]
 
 
 def _fold(

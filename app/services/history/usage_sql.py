@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from app.models import Request, Response
-from app.models.usage import UsageRollup, UsageRollupDayLatency, UsageRollupLatency
 from app.providers.base import CLIENT_PATHS
 from app.services.history.tag_sql import TagValue, key_matches, tag_matches
 
@@ -153,8 +152,8 @@ def live_histogram(
     return query.where(value.is_not(None), *_live_where(filters, lo, hi)).group_by(*group)
 
 
-def _rollup_where(table, filters: UsageFilters, first_day: int, end_day: int) -> list[sa.ColumnElement]:
-    where = [table.day >= first_day, table.day < end_day]
+def _rollup_where(grain, table, filters: UsageFilters, first: int, end: int) -> list[sa.ColumnElement]:
+    where = [grain.at(table) >= first, grain.at(table) < end]
     for column, value in (
         (table.model, filters.model), (table.provider, filters.provider), (table.stream, filters.stream),
     ):
@@ -163,37 +162,44 @@ def _rollup_where(table, filters: UsageFilters, first_day: int, end_day: int) ->
     return where
 
 
-def rollup_cells(filters: UsageFilters, *, group_by: str | None, first_day: int, end_day: int) -> sa.Select:
-    key = {None: None, "day": UsageRollup.day, "model": UsageRollup.model,
-           "provider": UsageRollup.provider}[group_by]
-    columns, group = _keyed(key, UsageRollup.provider, UsageRollup.model)
+def _rollup_key(grain, table, group_by: str | None) -> sa.ColumnElement | None:
+    """A rollup row's group: a time grouping as wide as the grain or wider, or a dimension."""
+    at = grain.at(table)
+    if group_by == "day" and grain.width < DAY_MS:
+        return (at // const(DAY_MS)) * const(DAY_MS)
+    return {None: None, "day": at, "hour": at, "model": getattr(table, "model", None),
+            "provider": getattr(table, "provider", None)}[group_by]
+
+
+def rollup_cells(filters: UsageFilters, *, group_by: str | None, first: int, end: int, grain) -> sa.Select:
+    """Cells of the periods ``[first, end)`` of a grain (``rollups.DAYS`` or ``rollups.HOURS``)."""
+    table = grain.cells
+    columns, group = _keyed(_rollup_key(grain, table, group_by), table.provider, table.model)
     sums = [
-        _sum(getattr(UsageRollup, name)).label(name)
+        _sum(getattr(table, name)).label(name)
         for name in ("requests", "errors", "incomplete", "prompt_tokens", "completion_tokens",
                      "total_tokens", "usage_estimated", "durations", "duration_ms_sum")
     ]
-    return (
-        sa.select(*columns, *sums)
-        .where(*_rollup_where(UsageRollup, filters, first_day, end_day)).group_by(*group)
-    )
+    return sa.select(*columns, *sums).where(*_rollup_where(grain, table, filters, first, end)).group_by(*group)
 
 
 def rollup_histogram(
-    filters: UsageFilters, *, group_by: str | None, first_day: int, end_day: int, kind: str
+    filters: UsageFilters, *, group_by: str | None, first: int, end: int, kind: str, grain
 ) -> sa.Select:
     unfiltered = all(value is None for value in (filters.model, filters.provider, filters.stream))
-    if unfiltered and group_by in (None, "day"):
-        # Already merged over the day's models: read in key order, nothing to group.
-        day = UsageRollupDayLatency
+    if unfiltered and group_by in (None, "day", "hour"):
+        # Already merged over the period's models: read in key order, nothing to group (rows of one
+        # key and bucket from several hours add up where the percentiles are picked).
+        merged = grain.merged
+        key = _rollup_key(grain, merged, group_by)
         return sa.select(
-            (day.day if group_by else sa.null()).label("key"), day.bucket, day.count.label("count")
-        ).where(day.kind == kind, day.day >= first_day, day.day < end_day)
-    table = UsageRollupLatency
-    key = {None: None, "day": table.day, "model": table.model, "provider": table.provider}[group_by]
-    columns, group = _keyed(key, table.bucket)
+            (sa.null() if key is None else key).label("key"), merged.bucket, merged.count.label("count")
+        ).where(merged.kind == kind, grain.at(merged) >= first, grain.at(merged) < end)
+    table = grain.by_model
+    columns, group = _keyed(_rollup_key(grain, table, group_by), table.bucket)
     return (
         sa.select(*columns, _sum(table.count).label("count"))
-        .where(table.kind == kind, *_rollup_where(table, filters, first_day, end_day))
+        .where(table.kind == kind, *_rollup_where(grain, table, filters, first, end))
         .group_by(*group)
     )
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from app.models import Response, UsageRollup, UsageRollupDay, now_ms
+from app.models import Response, UsageRollup, UsageRollupDay, UsageRollupHour, UsageRollupHourCell, now_ms
 from app.services.history import records, rollups, stats
 from app.services.history.usage_sql import UsageFilters, bucket, bucket_width
 from tests.factories import DAY_MS, make_call, make_session
+
+HOUR_MS = 3_600_000
 
 TODAY = now_ms() // DAY_MS * DAY_MS
 
@@ -37,11 +39,15 @@ def summary(metrics) -> tuple:
             metrics.ttft_ms)
 
 
-def test_rolled_up_days_agree_with_live_hours(db_session, week):
+def test_rolled_up_days_and_hours_agree_with_live_sql(db_session, week):
     by_day = report(db_session, group_by="day")
     assert db_session.scalar(sa.select(sa.func.count()).select_from(UsageRollupDay)) >= 6
-    by_hour = report(db_session, group_by="hour", limit=1000)  # hours are always computed live
-    assert summary(by_day.totals) == summary(by_hour.totals)
+    by_hour = report(db_session, group_by="hour", limit=1000)  # closed hours from the hourly rollups
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(UsageRollupHour)) >= 6 * 24
+    live = report(db_session, group_by="session")  # no rollup keeps sessions
+    assert summary(by_day.totals) == summary(by_hour.totals) == summary(live.totals)
+    assert [(g.start_ms, g.requests) for g in by_hour.groups][1:] == [
+        (TODAY - day * DAY_MS, 3) for day in range(1, 7)]
     assert [g.requests for g in by_day.groups] == [1, 3, 3, 3, 3, 3, 3]
     assert by_day.groups[1].latency_ms == {"p50": 205, "p95": 5050, "p99": 5050}
 
@@ -52,6 +58,38 @@ def test_rollups_and_live_edges_add_up_with_filters(db_session, week):
     assert [(g.key, g.requests) for g in rolled.groups] == [("a", 5), ("b", 1)]
     live = report(db_session, group_by="session", filters={"start_ms": start, "stream": False})
     assert summary(live.totals) == summary(rolled.totals)
+
+
+def test_partial_days_come_from_closed_hours_and_the_rest_live(db_session, week):
+    """A range from mid-day to mid-day: whole days from daily rollups, whole hours at both edges
+    from hourly ones, the minutes left over live; the same totals as live SQL over the range."""
+    start, end = TODAY - 5 * DAY_MS - 2 * HOUR_MS + 30_000, TODAY - DAY_MS + HOUR_MS + 90_000
+    make_call(db_session, week, timestamp=start + 1000, model="b", duration_ms=7)  # in a partial hour: live
+    db_session.commit()
+    window = {"start_ms": start, "end_ms": end}
+    rolled = report(db_session, filters=window)
+    hours = db_session.scalars(sa.select(UsageRollupHour.hour).order_by(UsageRollupHour.hour)).all()
+    assert hours == [TODAY - 5 * DAY_MS - HOUR_MS, TODAY - DAY_MS]  # the edges' whole hours
+    assert summary(rolled.totals) == summary(report(db_session, group_by="session", filters=window).totals)
+    assert rolled.totals.requests == 3 * 4 + 3 + 1  # days 2-5, day 1's first hour, the call in a partial hour
+    by_model = report(db_session, group_by="model", filters={**window, "model": "a"})  # hours can't: live
+    assert summary(by_model.totals) == summary(report(db_session, group_by="session", filters={
+        **window, "model": "a"}).totals)
+
+
+def test_a_changed_hour_is_recomputed_and_deleting_a_day_drops_its_hours(db_session, week):
+    report(db_session, group_by="hour", limit=1000)
+    hour = TODAY - 2 * DAY_MS
+    make_call(db_session, week, timestamp=hour + 5, prompt_tokens=1000)  # an import into a rolled-up hour
+    db_session.commit()
+    again = report(db_session, group_by="hour", limit=1000)
+    assert next(g for g in again.groups if g.start_ms == hour).prompt_tokens == 3 * 2 + 1000
+    victim = db_session.scalar(sa.select(Response).where(Response.prompt_tokens == 1000))
+    records.delete_request(db_session, victim.request_id)
+    db_session.commit()
+    assert db_session.get(UsageRollupHour, hour) is None
+    assert not db_session.scalars(sa.select(UsageRollupHourCell).where(
+        UsageRollupHourCell.hour >= hour, UsageRollupHourCell.hour < hour + DAY_MS)).all()
 
 
 def test_history_changed_behind_the_rollups_is_noticed(db_session, week):
@@ -82,9 +120,9 @@ def test_the_open_day_is_never_rolled_up(db_session, week):
 
 def test_runs_group_consecutive_days():
     days = [0, DAY_MS, 2 * DAY_MS, 5 * DAY_MS]
-    assert rollups._runs(days) == [(0, 3 * DAY_MS), (5 * DAY_MS, 6 * DAY_MS)]
+    assert rollups._runs(rollups.DAYS, days) == [(0, 3 * DAY_MS), (5 * DAY_MS, 6 * DAY_MS)]
     many = [n * DAY_MS for n in range(10)]
-    assert rollups._runs(many) == [(0, 7 * DAY_MS), (7 * DAY_MS, 10 * DAY_MS)]
+    assert rollups._runs(rollups.DAYS, many) == [(0, 7 * DAY_MS), (7 * DAY_MS, 10 * DAY_MS)]
 
 
 def test_closed_days_are_whole_and_over():
