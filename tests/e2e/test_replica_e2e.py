@@ -10,7 +10,9 @@ from sqlalchemy.orm import Session
 
 from app import migrate
 from app.db import dispose_engines, get_engine
-from app.models import now_ms
+from app.models import UsageRollupDay, now_ms
+from app.services.history.stats import usage_report
+from app.services.history.usage_sql import UsageFilters
 from tests.e2e.conftest import free_port
 from tests.e2e.helpers import llmock_gateway_env
 from tests.e2e.standby import hot_standby, missing_binaries, private_server
@@ -70,7 +72,13 @@ def test_a_gateway_on_the_standby_serves_the_primarys_history_and_refuses_writes
             make_call(db, past, timestamp=now_ms() - 3 * DAY_MS + n)
         db.commit()
         recorded = db.scalars(sa.text("SELECT request_id FROM requests ORDER BY timestamp DESC, id DESC")).all()
+        # A report on the primary rolls those past days up; the standby reads them from there.
+        usage_report(db, filters=UsageFilters(start_ms=now_ms() - 5 * DAY_MS), prices={})
+        rolled_up = db.scalar(sa.select(sa.func.count()).select_from(UsageRollupDay))
+    assert rolled_up == 3  # the three whole days since the oldest call
     _replayed(primary, standby)
+    with Session(get_engine(standby)) as db:
+        assert db.scalar(sa.select(sa.func.count()).select_from(UsageRollupDay)) == rolled_up
 
     with start_gateway(llmock_gateway_env(standby, upstream)) as replica:
         assert requests.get(replica + "/health", timeout=10).json()["read_only"] is True
