@@ -1,4 +1,4 @@
-"""A private PostgreSQL primary and its hot standby, from the installed server binaries (PG_BIN).
+"""A private PostgreSQL primary and its hot standby, from the installed server binaries (PG_BIN, else the newest).
 
 The shared server takes no replication connections (no ``replication`` line in its pg_hba.conf,
 and its configuration is not the tests' to change), so these start their own: ``initdb`` (trust,
@@ -18,7 +18,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _newest_bin() -> Path:
+    """Debian's newest installed server (/usr/lib/postgresql/<major>/bin), 15's path when none is."""
+    found = [path for path in Path("/usr/lib/postgresql").glob("*/bin") if path.parent.name.isdigit()]
+    return max(found, key=lambda path: int(path.parent.name)) if found else Path("/usr/lib/postgresql/15/bin")
+
+
+BIN = Path(os.environ.get("PG_BIN") or _newest_bin())
 SERVER_BINARIES = ("initdb", "pg_ctl", "pg_basebackup")
 
 
