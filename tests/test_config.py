@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from app import create_app
 from app.config import PROJECT_ROOT, ConfigError, Settings
 
 
@@ -45,6 +46,7 @@ def test_database_url_wins_over_path():
     ("DB_POOL_SIZE", "0"),
     ("DB_MAX_OVERFLOW", "-1"),
     ("DB_PREPARED_STATEMENTS", "sometimes"),
+    ("READ_ONLY", "maybe"),
 ])
 def test_invalid_values_name_the_variable(name, value):
     with pytest.raises(ConfigError, match=name):
@@ -80,6 +82,11 @@ def test_startup_says_how_many_postgresql_connections_an_instance_may_open():
         capture_output=True, text=True, cwd=PROJECT_ROOT, check=True,
     )
     assert "up to 72 PostgreSQL connections (4 workers x (DB_POOL_SIZE 3 + DB_MAX_OVERFLOW 15))" in result.stderr
+
+
+def test_a_read_only_instance_needs_its_database():
+    with pytest.raises(ConfigError, match="READ_ONLY=true .* not with ENABLE_PERSISTENCE=false"):
+        create_app(Settings.from_env({"READ_ONLY": "true", "ENABLE_PERSISTENCE": "false", "LOG_LEVEL": "ERROR"}))
 
 
 def test_secrets_stay_out_of_repr():

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -19,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from app import create_app, migrate
 from app.cli import cli
-from app.config import Settings
+from app.config import PROJECT_ROOT, Settings
 from app.db import dispose_engines, get_engine
 from app.db.read_only import forget
 from app.models import UsageRollupDay, now_ms
@@ -191,3 +193,35 @@ def test_provider_cli_reads_a_read_only_database(primary, tmp_path):
     assert json.loads(stats.stdout)["totals"]["requests"] == 22
     history = CliRunner().invoke(cli, ["history", "--json"], env=env)
     assert history.exit_code == 0, history.output
+
+
+def _check(url: str) -> subprocess.CompletedProcess:
+    """``python -m app check``, what gunicorn runs once before forking its workers."""
+    return subprocess.run([sys.executable, "-m", "app", "check"], capture_output=True, text=True, cwd=PROJECT_ROOT,
+                          env={"DATABASE_URL": url, "PATH": os.environ.get("PATH", "")})
+
+
+def test_the_start_up_check_says_read_only_once(primary):
+    result = _check(primary["url"])
+    assert result.returncode == 0, result.stderr
+    assert "provider-router: read-only instance: the database is read-only" in result.stderr
+
+
+def test_a_read_only_database_without_the_schema_stops_start_up_with_one_line(primary):
+    empty = sa.make_url(primary["url"]).set(database=f"provider_router_ro_empty_{os.getpid()}")
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{empty.database}"'))
+    try:
+        url = empty.render_as_string(hide_password=False)
+        _set_read_only(url, True)
+        result = _check(url)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE "{empty.database}" WITH (FORCE)'))
+        admin.dispose()
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "provider-router: the database is read-only and holds no provider-router schema: start a gateway on the "
+        "primary first (it creates the schema), then this one on its replica"
+    )
