@@ -44,5 +44,5 @@ def usage(args):
     """
     return stats.usage_report(
         db(), filters=args["filters"], group_by=args["group_by"], limit=args["limit"],
-        prices=gateway().settings.model_prices,
+        prices=gateway().settings.model_prices, recheck_s=stats.RECHECK_S,
     )

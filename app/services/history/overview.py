@@ -15,14 +15,13 @@ from sqlalchemy.orm import Session
 
 from app.config import ModelPrice
 from app.models import ChatSession
-from app.services.history.stats import Metrics, UsageGroup, usage_report
+from app.services.history.stats import RECHECK_S, Metrics, UsageGroup, usage_report
 from app.services.history.usage_sql import DAY_MS, HOUR_MS, MINUTE_MS, UsageFilters
 
 # name -> span; the bucket follows the span: up to 6 h by minute, up to 3 days by hour, then by day.
 RANGES = {"1h": HOUR_MS, "24h": DAY_MS, "7d": 7 * DAY_MS, "30d": 30 * DAY_MS}
 BUCKETS = (("minute", MINUTE_MS, 6 * HOUR_MS), ("hour", HOUR_MS, 3 * DAY_MS), ("day", DAY_MS, None))
 TOP = 5
-RECHECK_S = 60  # rollups checked against the live history at most once a minute per range
 MAX_SPAN_MS = 400 * DAY_MS
 
 

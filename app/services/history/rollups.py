@@ -68,6 +68,7 @@ class Grain:
 DAYS = Grain("day", DAY_MS, UsageRollupDay, UsageRollup, UsageRollupDayLatency, UsageRollupLatency, 7)
 HOURS = Grain("hour", HOUR_MS, UsageRollupHour, UsageRollupHourCell, UsageRollupHourLatency, None, 7 * 24)
 _checked_at: dict[tuple[str, str, int, int], float] = {}  # (database, grain, first, end) -> when found current
+_CHECKS_KEPT = 1024
 
 
 def day_of(timestamp_ms: int) -> int:
@@ -126,6 +127,8 @@ def ensure(
         return _runs(grain, _stale(engine, grain, days, done), max_run=len(days))
     for start, end in _runs(grain, [day for day in days if day not in done]):
         done.update(_roll_up(engine, grain, start, end))
+    if len(_checked_at) >= _CHECKS_KEPT:  # ranges move with the clock: forget the old ones
+        _checked_at.clear()
     _checked_at[checked] = time.monotonic()
     if sum(done.values()) == live:
         return []
