@@ -122,14 +122,12 @@ def ensure(
             live = connection.scalar(_count_between(first_day, end_day))
     if is_read_only(engine):
         if len(done) == len(days) and sum(done.values()) == live:
-            _checked_at[checked] = time.monotonic()
+            _found_current(checked)
             return []
         return _runs(grain, _stale(engine, grain, days, done), max_run=len(days))
     for start, end in _runs(grain, [day for day in days if day not in done]):
         done.update(_roll_up(engine, grain, start, end))
-    if len(_checked_at) >= _CHECKS_KEPT:  # ranges move with the clock: forget the old ones
-        _checked_at.clear()
-    _checked_at[checked] = time.monotonic()
+    _found_current(checked)
     if sum(done.values()) == live:
         return []
     # History changed under periods already rolled up: find which, and redo them.
@@ -138,6 +136,12 @@ def ensure(
     for start, end in _runs(grain, stale):
         _roll_up(engine, grain, start, end)
     return []
+
+
+def _found_current(checked: tuple[str, str, int, int]) -> None:
+    if len(_checked_at) >= _CHECKS_KEPT:  # ranges move with the clock: forget the old ones
+        _checked_at.clear()
+    _checked_at[checked] = time.monotonic()
 
 
 def rolled_up(first: int, end: int, live: list[tuple[int, int]]) -> list[tuple[int, int]]:
