@@ -52,7 +52,7 @@ def _set_read_only(url: str, on: bool) -> None:
 
 @pytest.fixture(scope="module")
 def primary(pg_url: str, tmp_path_factory) -> Iterator[dict]:
-    """A database of its own written as a primary writes it, then turned read-only; what its primary answered."""
+    """A database of its own, written as a primary's gateway writes it, then turned read-only; its URL."""
     name = f"provider_router_ro_{os.getpid()}"
     admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
