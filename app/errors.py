@@ -205,7 +205,9 @@ def register_error_handlers(app: Flask) -> None:
         log.warning("database unavailable: %s", error.orig or error)
         gateway = current_app.extensions.get("gateway")
         read_only = gateway is not None and gateway.settings.read_only
-        cancelled = getattr(error.orig, "sqlstate", None) == CANCELLED_BY_RECOVERY_SQLSTATE
+        # A query cancelled (40001), or a connection idle in its transaction ended, by the standby's replay.
+        cancelled = (getattr(error.orig, "sqlstate", None) == CANCELLED_BY_RECOVERY_SQLSTATE
+                     or "conflict with recovery" in str(error.orig))
         if cancelled:
             # A hot standby cancels a long read when replaying the primary's changes would wait too long for it.
             message = ("The replica cancelled this read to keep up with the primary (a conflict with recovery); "
