@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -104,8 +105,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--writers", type=int, default=2)
     args = parser.parse_args()
-    with private_server(PRIMARY, args.dir / "primary"):
-        measure(args)
+    try:
+        with private_server(PRIMARY, args.dir / "primary"):
+            measure(args)
+    finally:
+        shutil.rmtree(args.dir, ignore_errors=True)
 
 
 def measure(args: argparse.Namespace) -> None:
