@@ -14,6 +14,7 @@ straight into the tables, and the time until a search finds each one.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sqlite3
 import statistics
@@ -93,6 +94,7 @@ def timed(label: str, call: Callable[[], int], repeat: int) -> tuple[str, float,
 def pages(path: Path, repeat: int, only: str | None = None) -> list[tuple[str, str, float, float]]:
     settings = Settings.from_env({"DATABASE_URL": f"sqlite:///{path}", "LOG_LEVEL": "ERROR", "SEARCH_INDEXER": "false"})
     client = create_app(settings).test_client()
+    gc.freeze()  # as every gunicorn worker does once loaded (gunicorn.conf.py): full collections skip the app
     with sqlite3.connect(path) as connection:
         newest, session = connection.execute(
             "SELECT id, session_id FROM requests WHERE request_id NOT LIKE 'lag-%' ORDER BY id DESC LIMIT 1"
