@@ -81,13 +81,27 @@ def index_batch(
 
 
 def _insert(engine: Engine, docs: list[dict]) -> None:
-    """Write docs in one short transaction; a busy SQLite is tried again a few times, briefly."""
+    """Write docs in one short transaction; a busy SQLite is tried again a few times, briefly.
+
+    A call deleted since its text was read (a prune, a deleted session) fails the foreign key:
+    its doc is dropped and the others written.
+    """
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
     for attempt in range(LOCKED_RETRIES + 1):
         try:
             with engine.begin() as connection:
                 connection.execute(dialect.insert(SearchDoc).on_conflict_do_nothing(), docs)
             return
+        except sa.exc.IntegrityError:
+            with engine.connect() as connection:
+                alive = set(connection.scalars(
+                    sa.select(Request.id).where(Request.id.in_([doc["request_id"] for doc in docs]))))
+            if len(alive) == len(docs) or attempt == LOCKED_RETRIES:
+                raise
+            log.debug("search index: %d call(s) deleted while being indexed", len(docs) - len(alive))
+            docs = [doc for doc in docs if doc["request_id"] in alive]
+            if not docs:
+                return
         except sa.exc.OperationalError as exc:
             if "locked" not in str(exc.orig) or attempt == LOCKED_RETRIES:
                 raise

@@ -118,6 +118,18 @@ def test_deleting_a_call_takes_its_text_out_of_the_index(db_session, calls):
     assert db_session.scalar(sa.select(sa.func.count()).select_from(SearchDoc)) == len(calls) - 1
 
 
+def test_a_call_deleted_while_its_text_is_indexed_is_left_out(db_session, database_url):
+    """A prune deletes calls between the indexer's read and its write: the others are written, no error."""
+    s = make_session(db_session, "s4", created_at=T0)
+    kept, pruned = make_call(db_session, s, timestamp=T0), make_call(db_session, s, timestamp=T0 + 1)
+    db_session.commit()
+    docs = [{"request_id": kept.id, "body": "kept text"}, {"request_id": pruned.id, "body": "pruned text"}]
+    delete_request(db_session, pruned.id)
+    db_session.commit()
+    index._insert(get_engine(database_url), docs)
+    assert found(db_session, "text") == {kept.id}
+
+
 def test_reindex_indexes_the_history_that_predates_the_index(db_session, database_url):
     s = make_session(db_session, "s3", created_at=T0)
     for n in range(25):
