@@ -101,6 +101,7 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=5.0)
     parser.add_argument("--baseline-windows", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--rest", type=float, default=None, help="the prune's --rest (default: the CLI's)")
     args = parser.parse_args()
     server = os.environ.get("BENCH_PG", "postgres@127.0.0.1:5432")
     dsn = f"postgresql://{server}/{args.database}"
@@ -135,6 +136,8 @@ def main() -> None:
         command = [str(Path(sys.executable).with_name("provider-cli")), "prune", "--older-than", span, "--json"]
         if args.batch_size:
             command += ["--batch-size", str(args.batch_size)]
+        if args.rest is not None:
+            command += ["--rest", str(args.rest)]
         started = time.perf_counter()
         prune = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True,
                                  env={**env, "PGAPPNAME": "prune-bench"})

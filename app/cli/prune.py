@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from app.cli.common import json_option, open_gateway, parse_span, print_json, progress_wanted, when
 from app.models import now_ms
-from app.services.history.retention import PRUNE_BATCH, prune, prune_counts
+from app.services.history.retention import PRUNE_BATCH, PRUNE_REST, prune, prune_counts
 
 
 @click.command("prune")
@@ -17,12 +17,15 @@ from app.services.history.retention import PRUNE_BATCH, prune, prune_counts
 @click.option("--dry-run", is_flag=True, help="Count what would go; delete nothing.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=PRUNE_BATCH, show_default=True,
               help="Requests a transaction.")
+@click.option("--rest", type=click.FloatRange(min=0), default=PRUNE_REST, show_default=True,
+              help="After each batch, rest this many times as long as it took (0: prune flat out).")
 @json_option
-def prune_command(older_than: str, dry_run: bool, batch_size: int, as_json: bool) -> None:
+def prune_command(older_than: str, dry_run: bool, batch_size: int, rest: float, as_json: bool) -> None:
     """Delete requests (with responses and attempts) older than a span, then sessions left empty.
 
     Imported (retained) sessions are kept. Each batch is its own short transaction, so a running
-    gateway keeps writing meanwhile.
+    gateway keeps writing meanwhile; between batches the prune rests (--rest) so that the gateway's
+    calls keep their latency.
 
     \b
     Examples:
@@ -38,10 +41,10 @@ def prune_command(older_than: str, dry_run: bool, batch_size: int, as_json: bool
         columns = (TextColumn("pruning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("prune", total=planned.requests)
-            counts = prune(gateway.engine, before_ms=cutoff, batch_size=batch_size,
+            counts = prune(gateway.engine, before_ms=cutoff, batch_size=batch_size, rest=rest,
                            advance=lambda n: bar.advance(task, n))
     else:
-        counts = prune(gateway.engine, before_ms=cutoff, batch_size=batch_size)
+        counts = prune(gateway.engine, before_ms=cutoff, batch_size=batch_size, rest=rest)
     sqlite_path = _sqlite_path(gateway.settings.database_url)
     if as_json:
         print_json({"dry_run": dry_run, "before": when(cutoff), "before_ms": cutoff,

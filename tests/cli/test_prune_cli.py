@@ -55,6 +55,20 @@ def test_prune_in_batches_keeps_recent_and_imported_sessions(run, history, db_se
     assert run("prune", "--older-than", "30d", "--json").stdout.count('"requests": 0') == 1
 
 
+def test_the_prune_rests_after_each_batch_in_proportion_to_it(history, db_session, database_url):
+    """--rest 2: after each batch, twice its time; --rest 0: flat out."""
+    from app.db import get_engine
+    from app.services.history.retention import prune
+
+    rests: list[float] = []
+    clock = iter(range(0, 1000, 3))  # each batch "takes" 3 s of a fake clock read at its start and end
+    engine, before = get_engine(database_url), now_ms() - 30 * DAY_MS
+    counts_ = prune(engine, before_ms=before, batch_size=4, rest=2.0, sleep=rests.append,
+                    clock=lambda: next(clock))
+    assert counts_.requests == 9 and rests == [6, 6, 6]  # batches of 4, 4 and 1: each rested 2 x 3 s
+    assert prune(engine, before_ms=before, rest=0.0, sleep=rests.append).requests == 0 and len(rests) == 3
+
+
 def test_prune_drops_the_rollups_of_the_days_it_touched(run, history, db_session):
     assert run("stats", "--by", "day").exit_code == 0  # builds the daily rollups
     assert db_session.scalar(sa.select(sa.func.count()).select_from(UsageRollup)) > 0
