@@ -11,7 +11,7 @@ from app.errors import GatewayError, UpstreamCut
 from app.providers.base import EventStream, StreamEvent
 from app.providers.sse import DONE
 from app.services.audit.records import Outcome
-from app.services.proxy.capture import Capture
+from app.services.proxy.capture import Capture, Text
 from app.services.proxy.live_streams import live_streams
 from app.services.proxy.responses_stream import TERMINAL, ResponsesCapture, rewrite_id
 
@@ -26,7 +26,7 @@ class StreamCapture(Capture):
         super().__init__(started=started)
         self.meta: dict[str, Any] = {}
         self.role = "assistant"
-        self.refusal: list[str] = []
+        self.refusal = Text()
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
         self.unparsed = 0
@@ -157,6 +157,26 @@ class ResponsesDialect:
         body = {"type": "error", "code": error.code, "message": error.message, "param": error.param,
                 "sequence_number": self._sequence}
         return b"event: error\ndata: " + json.dumps(body).encode() + b"\n\n"
+
+
+class RelayBody:
+    """A relayed stream as the WSGI server takes it (``direct_passthrough``): it iterates the relay
+    generator itself, with no werkzeug iterator resumed around it per event, and its ``close``
+    also records a stream the server closed before ever iterating it."""
+
+    __slots__ = ("_chunks", "_on_close")
+
+    def __init__(self, chunks: Iterator[bytes], *, on_close: Callable[[], None]) -> None:
+        self._chunks, self._on_close = chunks, on_close
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def close(self) -> None:
+        try:
+            self._chunks.close()  # type: ignore[attr-defined] - a generator
+        finally:
+            self._on_close()
 
 
 def relay(
