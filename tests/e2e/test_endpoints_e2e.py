@@ -19,6 +19,7 @@ import requests
 from llmock.scenarios import Delay, Fail, Match, StreamFault, ToolCall
 from llmock.scenarios import Reply as Say
 
+from app.services.admin.live_registry import CHECK_INTERVAL_S
 from tests.e2e.helpers import llmock_gateway_env, rows_for_session
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
@@ -42,11 +43,16 @@ def gateway(start_gateway, upstream, e2e_database_url):
 
 
 def _wait_until_every_worker_routes(base: str, model: str) -> None:
-    body = {"model": model, "messages": [{"role": "user", "content": "ready?"}]}
+    # Each worker re-reads the providers within CHECK_INTERVAL_S (plus one reload). New connections
+    # may all reach one worker, so that wait is what makes sure; the calls then check the routing.
+    # Legacy completions, not chat: a worker that has not reloaded yet sends "chatonly/..." to the
+    # active provider, which answers a chat call too but not this one.
+    time.sleep(CHECK_INTERVAL_S * 2 + 0.5)
+    body = {"model": model, "prompt": "ready?", "max_tokens": 4}
     deadline, answered = time.monotonic() + 10, 0
-    while answered < 6:  # six in a row on new connections: both workers know the provider
+    while answered < 6:  # six in a row on new connections
         assert time.monotonic() < deadline, "the new provider did not reach every worker"
-        reply = requests.post(base + "/v1/chat/completions", json=body, headers={"Connection": "close"}, timeout=10)
+        reply = requests.post(base + "/v1/completions", json=body, headers={"Connection": "close"}, timeout=10)
         answered = answered + 1 if reply.status_code == 200 else 0
 
 
