@@ -116,7 +116,8 @@ def fetch_page(
     """Run ``query`` for one page (sorted by ``sort``, then the tie-break) and ``count`` for the total.
 
     ``count`` is a ``SELECT count(*) ...``, run up to COUNT_CAP + 1 rows (or the total itself, known
-    already). ``key`` gives a row's (sort value, tie-break), the values ``sort`` orders by.
+    already; not run when the first page holds every row). ``key`` gives a row's (sort value,
+    tie-break), the values ``sort`` orders by.
     """
     sort_column, tiebreak_column = sort
     if page.after is not None:
@@ -136,7 +137,14 @@ def fetch_page(
     if has_more:
         sort_value, tiebreak = key(items[-1])
         next_cursor = Cursor(kind=kind, sort_value=sort_value, tiebreak=tiebreak)
-    total = count if isinstance(count, int) else db.execute(capped_count(count)).scalar_one()
+    if page.after is None and page.offset == 0 and not has_more:
+        # The whole result is on this page: its size is the total, from the same snapshot as the
+        # rows (a second statement could count a call committed in between).
+        total = len(items)
+    elif isinstance(count, int):
+        total = count
+    else:
+        total = db.execute(capped_count(count)).scalar_one()
     return Page(
         items=items, total=total, limit=page.limit, offset=page.offset,
         has_more=has_more, next_cursor=next_cursor,

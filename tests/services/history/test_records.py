@@ -122,6 +122,30 @@ def test_list_totals_are_exact_up_to_the_cap_then_say_more_than_it(db_session, m
     assert (everything.total, len(everything.items), everything.has_more) == (4, 2, True)  # more than 3
     few = records.list_requests(db_session, filters=records.Filters(model="gpt-4o"), page=PageRequest())
     assert few.total == 2
-    answered = records.list_responses(db_session, filters=records.Filters(status="ok"), page=PageRequest())
-    assert (answered.total, len(answered.items)) == (4, 5)
-    assert session_history.session_requests(db_session, "capped", page=PageRequest()).total == 4
+    answered = records.list_responses(db_session, filters=records.Filters(status="ok"), page=PageRequest(limit=4))
+    assert (answered.total, len(answered.items)) == (4, 4)
+    assert session_history.session_requests(db_session, "capped", page=PageRequest(limit=4)).total == 4
+    # A first page holding every row says how many it holds, past the cap too.
+    assert session_history.session_requests(db_session, "capped", page=PageRequest()).total == 5
+
+
+def test_a_first_page_holding_every_row_is_its_own_total(db_session):
+    """No second statement counts them: one committed in between would make the total disagree."""
+    s = make_session(db_session, "whole", created_at=T0)
+    for n in range(3):
+        make_call(db_session, s, timestamp=T0 + n)
+    db_session.commit()
+    statements = []
+    engine = db_session.get_bind()
+    listener = lambda *args: statements.append(args[2])  # noqa: E731 - (conn, cursor, statement, ...)
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        whole = records.list_requests(db_session, filters=records.Filters(session_id="whole"), page=PageRequest())
+        counted = [sql for sql in statements if "count(" in sql.lower()]
+        part = records.list_requests(db_session, filters=records.Filters(session_id="whole"),
+                                     page=PageRequest(limit=2))
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+    assert (whole.total, len(whole.items), counted) == (3, 3, [])
+    assert (part.total, len(part.items), part.has_more) == (3, 2, True)
+    assert any("count(" in sql.lower() for sql in statements)
