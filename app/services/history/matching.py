@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from app.models import Request
 from app.services.history.paging import COUNT_CAP
 from app.services.search.query import SearchQuery, contains, count_matches
+from app.services.search.trigrams import common_trigrams, rare_parts
 
 # A search matching more calls than this checks each row of a page in order instead of listing
 # every match first; its total says SEARCH_COUNT_CAP + 1, "more than SEARCH_COUNT_CAP", as every
@@ -75,7 +76,10 @@ def plan_search(db: Session, filters: Any) -> tuple[Any, int | None]:
     if filters.search is None:
         return filters, None
     dialect = db.get_bind().dialect.name
-    hits = db.scalar(count_matches(filters.search, dialect=dialect, cap=SEARCH_COUNT_CAP + 1))
+    search = filters.search
+    if dialect == "postgresql":
+        search = replace(search, probes=rare_parts(search.terms, common_trigrams(db)))
+    hits = db.scalar(count_matches(search, dialect=dialect, cap=SEARCH_COUNT_CAP + 1))
     if hits <= SEARCH_COUNT_CAP:
-        return filters, None
-    return replace(filters, search=replace(filters.search, many=True)), hits
+        return replace(filters, search=search), None
+    return replace(filters, search=replace(search, many=True)), hits

@@ -33,6 +33,9 @@ class SearchQuery:
     terms: tuple[str, ...]
     # Many calls match (a common word): check each row of a page instead of listing every match.
     many: bool = False
+    # PostgreSQL: the substrings to look up in the trigram index (their trigrams are rare), the
+    # terms then checked in each candidate's text; None: the terms are looked up whole.
+    probes: tuple[str, ...] | None = None
 
     @property
     def indexed(self) -> tuple[str, ...]:
@@ -103,8 +106,17 @@ def sqlite_ids(query: SearchQuery) -> sa.Select:
 
 
 def like_ids(query: SearchQuery) -> sa.Select:
-    """The matching ids elsewhere: LIKE on the folded text, which pg_trgm's GIN index serves."""
-    return sa.select(SearchDoc.request_id).where(*(_like(term) for term in query.terms))
+    """The matching ids elsewhere: LIKE on the folded text, which pg_trgm's GIN index serves.
+
+    With probes, only they are LIKE conditions (the index's); strpos, which no index serves,
+    checks the whole terms in the text of the calls they find.
+    """
+    if query.probes is None:
+        return sa.select(SearchDoc.request_id).where(*(_like(term) for term in query.terms))
+    return sa.select(SearchDoc.request_id).where(
+        *(_like(probe) for probe in query.probes),
+        *(sa.func.strpos(SearchDoc.body, term) > 0 for term in query.terms),
+    )
 
 
 def sqlite_row_matches(query: SearchQuery, column: Any) -> sa.ColumnElement:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 import sqlalchemy as sa
@@ -11,9 +12,9 @@ from app.db import get_engine
 from app.models import Request, Response, SearchDoc
 from app.services.history.paging import PageRequest
 from app.services.history.records import Filters, delete_request, list_requests, list_responses
-from app.services.search import index
+from app.services.search import index, trigrams
 from app.services.search.indexer import SearchIndexer
-from app.services.search.query import parse
+from app.services.search.query import like_ids, parse
 from app.services.search.text import document
 from tests.factories import make_call, make_session
 
@@ -235,3 +236,53 @@ def test_a_search_matching_many_calls_checks_rows_in_order_and_caps_its_total(db
     failed = list_requests(db_session, filters=Filters(search=parse("common"), status="error"), page=PageRequest())
     assert [r.id for r in failed.items] == [errored.id]
     assert list_requests(db_session, filters=Filters(search=parse("word 3")), page=PageRequest()).total == 1
+
+
+@pytest.mark.parametrize(("terms", "common", "parts"), [
+    (("ticket-123456",), {"tic", "ick", "cke", "ket"}, ("123456",)),
+    (("ticketing",), {"tic", "ick", "cke", "ket", "ing"}, ("etin",)),  # the run of rare trigrams
+    (("database", "ticket-42x"), {"dat", "ata", "tab", "aba", "bas", "ase", "tic", "ick", "cke", "ket"}, ("42x",)),
+    (("ticket", "ok"), {"tic", "ick", "cke", "ket"}, None),  # nothing rare: the terms whole
+    (("ticket-123456",), set(), None),  # nothing known
+    (("get_weather",), {"wea"}, ("get", "eather")),  # _ is no letter to pg_trgm
+])
+def test_the_index_is_asked_about_the_rare_runs_of_each_term(terms, common, parts):
+    assert trigrams.rare_parts(terms, frozenset(common)) == parts
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # pg_trgm is PostgreSQL's own
+def test_a_term_with_common_trigrams_is_found_through_its_rare_part(db_session, database_url, monkeypatch):
+    """Every call says "ticket-": the index is asked about the number, each candidate checked whole."""
+    monkeypatch.setattr(trigrams, "_cache", {})
+    s = make_session(db_session, "tickets", created_at=T0)
+    ids = {}
+    for n in range(trigrams.MIN_SAMPLE + 40):
+        ids[n] = _call(db_session, s, n, [{"role": "user", "content": f"About ticket-{n:06d}: the deploy failed."}],
+                       answer=f"Ticket {n:06d} is fixed.")
+    # The number without the word, and the word with another number: found by the part, not the term.
+    decoy = _call(db_session, s, 900, [{"role": "user", "content": "order 000123, ticket-999999"}])
+    db_session.commit()
+    index.reindex(get_engine(database_url))
+    common = trigrams.common_trigrams(db_session)
+    assert {"tic", "ket", "dep"} <= common and "012" not in common
+    statements = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731 - (conn, cursor, statement, ...)
+    sa.event.listen(db_session.get_bind(), "before_cursor_execute", listener)
+    try:
+        assert found(db_session, "ticket-000123") == {ids[123]}
+    finally:
+        sa.event.remove(db_session.get_bind(), "before_cursor_execute", listener)
+    assert any("strpos(search_docs.body" in sql for sql in statements)  # the lists took the rare part
+    assert found(db_session, "icket-000123 DEPLOY") == {ids[123]}
+    assert found(db_session, '"ticket 000123 is fixed"') == {ids[123]}
+    assert found(db_session, "000123") == {ids[123], decoy}
+    assert found(db_session, "ticket-999999") == {decoy}
+    assert found(db_session, "ticket-0001") == {ids[n] for n in range(100, 200)}
+    # The index is asked about the number only ("000" and "001" are common too).
+    search = parse("ticket-000123")
+    probed = like_ids(replace(search, probes=trigrams.rare_parts(search.terms, common)))
+    sql = str(probed.compile(dialect=db_session.get_bind().dialect, compile_kwargs={"literal_binds": True}))
+    db_session.execute(sa.text("SET LOCAL enable_seqscan = off"))  # a small table: as on a big one
+    plan = db_session.execute(sa.text("EXPLAIN " + sql.replace("%%", "%"))).scalars().all()
+    assert [line.strip() for line in plan if "Index Cond" in line] == ["Index Cond: (body ~~ '%0123%'::text)"], plan
