@@ -264,8 +264,13 @@ def test_a_term_with_common_trigrams_is_found_through_its_rare_part(db_session, 
     decoy = _call(db_session, s, 900, [{"role": "user", "content": "order 000123, ticket-999999"}])
     db_session.commit()
     index.reindex(get_engine(database_url))
+    assert trigrams.common_trigrams(db_session) == frozenset()  # never measured: not waited for
+    deadline = time.monotonic() + 10
+    while not trigrams.common_trigrams(db_session) and time.monotonic() < deadline:
+        time.sleep(0.05)  # measured in the background meanwhile
     common = trigrams.common_trigrams(db_session)
     assert {"tic", "ket", "dep"} <= common and "012" not in common
+    assert trigrams.refresh(get_engine(database_url)) == common
     statements = []
     listener = lambda *args: statements.append(args[2])  # noqa: E731 - (conn, cursor, statement, ...)
     sa.event.listen(db_session.get_bind(), "before_cursor_execute", listener)
