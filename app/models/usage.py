@@ -17,6 +17,26 @@ from app.models.base import Base, now_ms
 LATENCY_KINDS = ("duration", "ttft")
 # Keyed tables, read in key order: SQLite keeps the rows in the primary key's b-tree.
 _CLUSTERED = {"sqlite_with_rowid": False}
+# The sums every rollup cell holds, in the order reports add them up.
+SUMS = ("requests", "errors", "incomplete", "prompt_tokens", "completion_tokens", "total_tokens",
+        "usage_estimated", "durations", "duration_ms_sum")
+
+
+class UsageCellMixin:
+    """A cell's key after its period (provider, model, stream kind) and its counts and sums."""
+
+    provider: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    stream: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True)
+    requests: Mapped[int] = mapped_column(sa.BigInteger)
+    errors: Mapped[int] = mapped_column(sa.BigInteger)
+    incomplete: Mapped[int] = mapped_column(sa.BigInteger)
+    prompt_tokens: Mapped[int] = mapped_column(sa.BigInteger)
+    completion_tokens: Mapped[int] = mapped_column(sa.BigInteger)
+    total_tokens: Mapped[int] = mapped_column(sa.BigInteger)
+    usage_estimated: Mapped[int] = mapped_column(sa.BigInteger)
+    durations: Mapped[int] = mapped_column(sa.BigInteger)  # responses with a duration
+    duration_ms_sum: Mapped[int] = mapped_column(sa.BigInteger)
 
 
 class UsageRollupDay(Base):
@@ -30,25 +50,13 @@ class UsageRollupDay(Base):
     computed_at: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms)
 
 
-class UsageRollup(Base):
+class UsageRollup(UsageCellMixin, Base):
     """Counts and token sums of one day's responses for one provider, model and stream kind."""
 
     __tablename__ = "usage_rollups"
     __table_args__ = _CLUSTERED
 
     day: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
-    provider: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
-    model: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
-    stream: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True)
-    requests: Mapped[int] = mapped_column(sa.BigInteger)
-    errors: Mapped[int] = mapped_column(sa.BigInteger)
-    incomplete: Mapped[int] = mapped_column(sa.BigInteger)
-    prompt_tokens: Mapped[int] = mapped_column(sa.BigInteger)
-    completion_tokens: Mapped[int] = mapped_column(sa.BigInteger)
-    total_tokens: Mapped[int] = mapped_column(sa.BigInteger)
-    usage_estimated: Mapped[int] = mapped_column(sa.BigInteger)
-    durations: Mapped[int] = mapped_column(sa.BigInteger)  # responses with a duration
-    duration_ms_sum: Mapped[int] = mapped_column(sa.BigInteger)
 
 
 class UsageRollupLatency(Base):
@@ -96,25 +104,13 @@ class UsageRollupHour(Base):
     computed_at: Mapped[int] = mapped_column(sa.BigInteger, default=now_ms)
 
 
-class UsageRollupHourCell(Base):
+class UsageRollupHourCell(UsageCellMixin, Base):
     """``UsageRollup``'s counts and sums for one hour."""
 
     __tablename__ = "usage_rollup_hour_cells"
     __table_args__ = _CLUSTERED
 
     hour: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
-    provider: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
-    model: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
-    stream: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True)
-    requests: Mapped[int] = mapped_column(sa.BigInteger)
-    errors: Mapped[int] = mapped_column(sa.BigInteger)
-    incomplete: Mapped[int] = mapped_column(sa.BigInteger)
-    prompt_tokens: Mapped[int] = mapped_column(sa.BigInteger)
-    completion_tokens: Mapped[int] = mapped_column(sa.BigInteger)
-    total_tokens: Mapped[int] = mapped_column(sa.BigInteger)
-    usage_estimated: Mapped[int] = mapped_column(sa.BigInteger)
-    durations: Mapped[int] = mapped_column(sa.BigInteger)
-    duration_ms_sum: Mapped[int] = mapped_column(sa.BigInteger)
 
 
 class UsageRollupHourLatency(Base):

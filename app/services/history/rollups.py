@@ -27,6 +27,7 @@ from app.db.read_only import is_read_only
 from app.models import Request, Response, now_ms
 from app.models.usage import (
     LATENCY_KINDS,
+    SUMS,
     UsageRollup,
     UsageRollupDay,
     UsageRollupDayLatency,
@@ -35,7 +36,7 @@ from app.models.usage import (
     UsageRollupHourLatency,
     UsageRollupLatency,
 )
-from app.services.history.usage_sql import DAY_MS, HOUR_MS, bucket, const
+from app.services.history.usage_sql import DAY_MS, HOUR_MS, bucket, cell_sums, const
 
 log = logging.getLogger(__name__)
 
@@ -222,23 +223,9 @@ def _write(connection: Connection, grain: Grain, start: int, end: int) -> dict[i
     joined = (
         sa.select(*dims).select_from(Response).join(Request, Request.id == Response.request_id).where(*in_range)
     )
-
-    def count_if(condition: sa.ColumnElement) -> sa.ColumnElement:
-        return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
-
-    def total(column: sa.ColumnElement) -> sa.ColumnElement:
-        return sa.func.coalesce(sa.func.sum(column), 0)
-
     connection.execute(sa.insert(grain.cells).from_select(
-        [grain.name, "provider", "model", "stream", "requests", "errors", "incomplete", "prompt_tokens",
-         "completion_tokens", "total_tokens", "usage_estimated", "durations", "duration_ms_sum"],
-        joined.add_columns(
-            sa.func.count(), count_if(Response.status == "error"),
-            count_if(Response.status == "incomplete"), total(Response.prompt_tokens),
-            total(Response.completion_tokens), total(Response.total_tokens),
-            count_if(Response.usage_estimated.is_(True)), sa.func.count(Response.duration_ms),
-            total(Response.duration_ms),
-        ).group_by(*dims),
+        [grain.name, "provider", "model", "stream", *SUMS],
+        joined.add_columns(*cell_sums()).group_by(*dims),
     ))
     for kind in LATENCY_KINDS:
         value = Response.duration_ms if kind == "duration" else Response.ttft_ms

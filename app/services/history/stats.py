@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.config import ModelPrice
 from app.models import GatewayKey, Response, now_ms
+from app.models.usage import SUMS
 from app.providers.base import CLIENT_PATHS
 from app.services.history import rollups, usage_sql
 from app.services.history.sessions import get_session, in_session
@@ -268,8 +269,7 @@ def _fold(
         by_model = dimensions["model"].setdefault(cell.model, UsageGroup())
         by_provider = dimensions["provider"].setdefault(cell.provider, UsageGroup())
         for metrics in (totals, group, by_model, by_provider):
-            for name in ("requests", "errors", "incomplete", "prompt_tokens", "completion_tokens",
-                         "total_tokens", "usage_estimated", "durations", "duration_ms_sum"):
+            for name in SUMS:
                 setattr(metrics, name, getattr(metrics, name) + int(getattr(cell, name)))
             if price is None:
                 metrics.unpriced_models.add(f"{cell.provider}/{cell.model}")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from app.models import Request, Response
+from app.models.usage import SUMS
 from app.providers.base import CLIENT_PATHS
 from app.services.history.tag_sql import TagValue, key_matches, tag_matches
 
@@ -117,19 +118,26 @@ def _keyed(key: sa.ColumnElement | None, *columns: sa.ColumnElement) -> tuple[li
     return [key.label("key"), *columns], [key, *columns]
 
 
+def cell_sums() -> list[sa.ColumnElement]:
+    """A cell's counts and sums over the responses it groups, labelled and ordered as ``SUMS``."""
+    return [
+        sa.func.count().label("requests"),
+        _count_if(Response.status == "error").label("errors"),
+        _count_if(Response.status == "incomplete").label("incomplete"),
+        _sum(Response.prompt_tokens).label("prompt_tokens"),
+        _sum(Response.completion_tokens).label("completion_tokens"),
+        _sum(Response.total_tokens).label("total_tokens"),
+        _count_if(Response.usage_estimated.is_(True)).label("usage_estimated"),
+        sa.func.count(Response.duration_ms).label("durations"),
+        _sum(Response.duration_ms).label("duration_ms_sum"),
+    ]
+
+
 def live_cells(filters: UsageFilters, *, group_by: str | None, lo: int | None, hi: int | None) -> sa.Select:
     columns, group = _keyed(live_key(group_by), Request.provider, Request.model)
     return (
         sa.select(
-            *columns, sa.func.count().label("requests"),
-            _count_if(Response.status == "error").label("errors"),
-            _count_if(Response.status == "incomplete").label("incomplete"),
-            _sum(Response.prompt_tokens).label("prompt_tokens"),
-            _sum(Response.completion_tokens).label("completion_tokens"),
-            _sum(Response.total_tokens).label("total_tokens"),
-            _count_if(Response.usage_estimated.is_(True)).label("usage_estimated"),
-            sa.func.count(Response.duration_ms).label("durations"),
-            _sum(Response.duration_ms).label("duration_ms_sum"),
+            *columns, *cell_sums(),
         )
         .select_from(Response).join(Request, Request.id == Response.request_id)
         .where(*_live_where(filters, lo, hi)).group_by(*group)
@@ -177,8 +185,7 @@ def rollup_cells(filters: UsageFilters, *, group_by: str | None, first: int, end
     columns, group = _keyed(_rollup_key(grain, table, group_by), table.provider, table.model)
     sums = [
         _sum(getattr(table, name)).label(name)
-        for name in ("requests", "errors", "incomplete", "prompt_tokens", "completion_tokens",
-                     "total_tokens", "usage_estimated", "durations", "duration_ms_sum")
+        for name in SUMS
     ]
     return sa.select(*columns, *sums).where(*_rollup_where(grain, table, filters, first, end)).group_by(*group)
 
