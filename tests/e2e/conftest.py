@@ -38,8 +38,15 @@ class GatewayURL(str):
 
 @contextmanager
 def run_gateway(env: dict[str, str], *, workers: int = 2, log_path: Path) -> Iterator[GatewayURL]:
-    """Start ``gunicorn wsgi:app`` with gunicorn.conf.py; yield its base URL; stop it."""
-    port = free_port()
+    """Start ``gunicorn wsgi:app`` with gunicorn.conf.py; yield its base URL; stop it.
+
+    gunicorn inherits a socket bound here (``fd://``): a port chosen free and bound later could be
+    taken meanwhile by another xdist worker's gateway, which would then answer this one's tests
+    until it stopped (the mid-module "Connection refused").
+    """
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
     full_env = {
         **{key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_", "OPENAI_"))},
         "HOST": "127.0.0.1",
@@ -51,10 +58,12 @@ def run_gateway(env: dict[str, str], *, workers: int = 2, log_path: Path) -> Ite
         **env,
     }
     with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=PROJECT_ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
-        )
+        with listener:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"fd://{listener.fileno()}",
+                 "wsgi:app"],
+                cwd=PROJECT_ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, pass_fds=[listener.fileno()],
+            )
     base = GatewayURL(f"http://127.0.0.1:{port}")
     base.pid = process.pid
     try:
