@@ -10,20 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from app import env_values as read
+from app.env_values import ConfigError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_PATH = "data/provider-router.db"
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
-_LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
-_SIZE_UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10, "M": 1 << 20, "MB": 1 << 20,
-               "MIB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30}
 AUDIT_FAILURE_MODES = ("open", "closed")
 GATEWAY_KEY_MODES = ("optional", "required")
 LOG_FORMATS = ("text", "json")
-
-
-class ConfigError(ValueError):
-    """An environment variable holds a value the gateway cannot start with."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,41 +122,41 @@ class Settings:
         database_url = _database_url(env)
         return cls(
             database_url=database_url,
-            default_provider=_name(env, "DEFAULT_PROVIDER", "lm-studio"),
-            lm_studio_base_url=_url(env, "LM_STUDIO_BASE_URL", "http://localhost:1234/v1"),
-            openai_base_url=_url(env, "OPENAI_BASE_URL", None),
+            default_provider=read.name(env, "DEFAULT_PROVIDER", "lm-studio"),
+            lm_studio_base_url=read.url(env, "LM_STUDIO_BASE_URL", "http://localhost:1234/v1"),
+            openai_base_url=read.url(env, "OPENAI_BASE_URL", None),
             openai_api_key=env.get("OPENAI_API_KEY") or None,
-            qwen_base_url=_url(env, "QWEN_BASE_URL", None),
+            qwen_base_url=read.url(env, "QWEN_BASE_URL", None),
             qwen_token=env.get("QWEN_TOKEN") or None,
             qwen_cookies=env.get("QWEN_COOKIES") or None,
             qwen_model=env.get("QWEN_MODEL", "").strip() or "qwen3-max",
-            request_timeout_ms=_positive_int(env, "REQUEST_TIMEOUT", 120_000),
-            session_timeout_ms=_positive_int(env, "SESSION_TIMEOUT", 1_800_000),
-            enable_persistence=_bool(env, "ENABLE_PERSISTENCE", True),
-            enable_crud_api=_bool(env, "ENABLE_CRUD_API", True),
-            read_only=_bool(env, "READ_ONLY", False),
+            request_timeout_ms=read.positive_int(env, "REQUEST_TIMEOUT", 120_000),
+            session_timeout_ms=read.positive_int(env, "SESSION_TIMEOUT", 1_800_000),
+            enable_persistence=read.flag(env, "ENABLE_PERSISTENCE", True),
+            enable_crud_api=read.flag(env, "ENABLE_CRUD_API", True),
+            read_only=read.flag(env, "READ_ONLY", False),
             admin_api_key=env.get("ADMIN_API_KEY") or None,
-            log_level=_log_level(env),
-            expose_worker_pid=_bool(env, "EXPOSE_WORKER_PID", False),
-            search_indexer=_bool(env, "SEARCH_INDEXER", True),
+            log_level=read.log_level(env),
+            expose_worker_pid=read.flag(env, "EXPOSE_WORKER_PID", False),
+            search_indexer=read.flag(env, "SEARCH_INDEXER", True),
             ui_secret_key=env.get("UI_SECRET_KEY") or None,
             model_prices=_model_prices(env),
             audit_journal_dir=_journal_dir(env, database_url),
-            audit_journal_max_bytes=_size(env, "AUDIT_JOURNAL_MAX_BYTES", 1 << 30),
-            audit_failure_mode=_choice(env, "AUDIT_FAILURE_MODE", AUDIT_FAILURE_MODES),
-            audit_write_timeout_ms=_positive_int(env, "AUDIT_WRITE_TIMEOUT_MS", None),
-            audit_sweep_grace_ms=_positive_int(env, "AUDIT_SWEEP_GRACE", 60_000),
-            db_pool_size=_count(env, "DB_POOL_SIZE", 5, minimum=1),
-            db_max_overflow=_count(env, "DB_MAX_OVERFLOW", 15, minimum=0),
-            db_prepared_statements=_bool(env, "DB_PREPARED_STATEMENTS", True),
-            store_embedding_vectors=_bool(env, "STORE_EMBEDDING_VECTORS", False),
-            gateway_keys=_choice(env, "GATEWAY_KEYS", GATEWAY_KEY_MODES),
-            metrics=_bool(env, "METRICS", True),
-            metrics_public=_bool(env, "METRICS_PUBLIC", False),
-            log_format=_choice(env, "LOG_FORMAT", LOG_FORMATS),
+            audit_journal_max_bytes=read.size(env, "AUDIT_JOURNAL_MAX_BYTES", 1 << 30),
+            audit_failure_mode=read.choice(env, "AUDIT_FAILURE_MODE", AUDIT_FAILURE_MODES),
+            audit_write_timeout_ms=read.positive_int(env, "AUDIT_WRITE_TIMEOUT_MS", None),
+            audit_sweep_grace_ms=read.positive_int(env, "AUDIT_SWEEP_GRACE", 60_000),
+            db_pool_size=read.count(env, "DB_POOL_SIZE", 5, minimum=1),
+            db_max_overflow=read.count(env, "DB_MAX_OVERFLOW", 15, minimum=0),
+            db_prepared_statements=read.flag(env, "DB_PREPARED_STATEMENTS", True),
+            store_embedding_vectors=read.flag(env, "STORE_EMBEDDING_VECTORS", False),
+            gateway_keys=read.choice(env, "GATEWAY_KEYS", GATEWAY_KEY_MODES),
+            metrics=read.flag(env, "METRICS", True),
+            metrics_public=read.flag(env, "METRICS_PUBLIC", False),
+            log_format=read.choice(env, "LOG_FORMAT", LOG_FORMATS),
             tracing=bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
-            and not _bool(env, "OTEL_SDK_DISABLED", False) and env.get("OTEL_TRACES_EXPORTER", "otlp") != "none",
-            trace_content=_bool(env, "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", False),
+            and not read.flag(env, "OTEL_SDK_DISABLED", False) and env.get("OTEL_TRACES_EXPORTER", "otlp") != "none",
+            trace_content=read.flag(env, "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", False),
         )
 
     def secrets(self) -> dict[str, str]:
@@ -204,83 +198,6 @@ def _journal_dir(env: Mapping[str, str], database_url: str) -> Path:
         return Path(database_url.split("///", 1)[1] + ".audit-journal")
     name = "_".join(part for part in (url.hostname, str(url.port or ""), url.path.strip("/")) if part)
     return PROJECT_ROOT / "data" / "audit-journal" / (name.replace("/", "_") or "default")
-
-
-def _size(env: Mapping[str, str], key: str, default: int) -> int:
-    """A size in bytes: 1073741824, 512MiB, 1GiB, 64K."""
-    raw = env.get(key, "").strip()
-    if not raw:
-        return default
-    digits = raw.rstrip("BbKkMmGgIi ")
-    unit = raw[len(digits):].strip().upper()
-    if not digits.isdigit() or unit not in _SIZE_UNITS or int(digits) <= 0:
-        raise ConfigError(f"{key} must be a size such as 1073741824, 512MiB or 1GiB, got {raw!r}")
-    return int(digits) * _SIZE_UNITS[unit]
-
-
-def _choice(env: Mapping[str, str], key: str, choices: tuple[str, ...]) -> str:
-    value = env.get(key, "").strip().lower() or choices[0]
-    if value not in choices:
-        raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {env.get(key)!r}")
-    return value
-
-
-def _name(env: Mapping[str, str], key: str, default: str) -> str:
-    value = env.get(key, "").strip() or default
-    if not all(ch.isalnum() or ch in "-_." for ch in value):
-        raise ConfigError(f"{key} must be a provider name (letters, digits, - _ .), got {value!r}")
-    return value
-
-
-def _url(env: Mapping[str, str], key: str, default: str | None) -> str | None:
-    value = env.get(key, "").strip()
-    if not value:
-        return default
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"{key} must be an http(s) URL, got {value!r}")
-    return value.rstrip("/")
-
-
-def _positive_int(env: Mapping[str, str], key: str, default: int | None) -> int | None:
-    raw = env.get(key, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{key} must be a whole number of milliseconds, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{key} must be greater than 0 (milliseconds), got {raw!r}")
-    return value
-
-
-def _count(env: Mapping[str, str], key: str, default: int, *, minimum: int) -> int:
-    raw = env.get(key, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or int(raw) < minimum:
-        raise ConfigError(f"{key} must be a whole number of at least {minimum}, got {raw!r}")
-    return int(raw)
-
-
-def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
-    raw = env.get(key)
-    if raw is None:
-        return default
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ConfigError(f"{key} must be true or false, got {raw!r}")
-
-
-def _log_level(env: Mapping[str, str]) -> str:
-    value = env.get("LOG_LEVEL", "").strip().upper() or "INFO"
-    if value not in _LOG_LEVELS:
-        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(sorted(_LOG_LEVELS))}, got {value!r}")
-    return value
 
 
 def _model_prices(env: Mapping[str, str]) -> dict[str, ModelPrice]:
