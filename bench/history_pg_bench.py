@@ -1,13 +1,12 @@
 """History API at 10 million calls on PostgreSQL: p50/p95 of the reads people make, through the real app.
 
     python bench/history_pg_bench.py [--calls 10000000] [--repeat 40] [--database provider_router_bench13]
-                                     [--keep] [--explain]
+                                     [--only TEXT] [--no-search] [--whole-terms]
 
 Fills the database once (bench/history_pg_data.py: COPY + generate_series, ~30 min for 10M
 calls here) and reuses it while its row count matches. Requests go through the Flask test
 client (routing, validation, SQL and JSON included), each scenario with varying arguments
 (another model, session, ticket number per request) so no answer is served warm twice.
---explain prints EXPLAIN (ANALYZE, BUFFERS) of the SQL behind the slowest scenario.
 """
 
 from __future__ import annotations
@@ -147,7 +146,13 @@ def main() -> None:
     parser.add_argument("--only", help="run the scenarios whose label holds this text")
     parser.add_argument("--no-search", action="store_true",
                         help="fill without content-search texts (no hour-long trigram index; no search scenario)")
+    parser.add_argument("--whole-terms", action="store_true",
+                        help="content search looks every term up whole in the trigram index (as before the "
+                             "rare-part probes), for a side-by-side run")
     args = parser.parse_args()
+    if args.whole_terms:
+        from app.services.search import trigrams
+        trigrams.COMMON_SHARE = 1.0  # no trigram is held by more than all calls: none is common
     ensure(args.database, args.calls, search=not args.no_search)
     load = os.getloadavg()[0]
     results = run(args.database, repeat=args.repeat, calls=args.calls, only=args.only)

@@ -182,7 +182,7 @@ def fill(
     dsn = url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(dsn, autocommit=True) as connection, connection.cursor() as cursor:
         begun = time.perf_counter()
-        cursor.execute("SET maintenance_work_mem = '1GB'")
+        cursor.execute("SET maintenance_work_mem = '2GB'")
         cursor.execute("SET work_mem = '256MB'")
         cursor.execute("SELECT setseed(0.13)")
         _pools(cursor, seed)
