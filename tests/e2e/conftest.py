@@ -84,7 +84,10 @@ def _wait_ready(base: str, process: subprocess.Popen, log_path: Path) -> None:
         if process.poll() is not None:
             raise RuntimeError(f"gunicorn exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
         try:
-            if requests.get(base + "/health", timeout=1).status_code == 200:
+            # /health/live, not /health: /health starts a background probe of the providers (GET
+            # /models), which llmock counts as a request and lets consume the scenarios a test
+            # queues right after start-up (the chat then got llmock's default answer).
+            if requests.get(base + "/health/live", timeout=1).status_code == 200:
                 return
         except requests.RequestException:
             pass
