@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -21,7 +22,7 @@ from app.errors import (
     UpstreamUnreachable,
 )
 from app.providers.base import EventStream, StreamEvent
-from app.providers.chunked import READ_SIZE, WAIT_READ_SIZE, ChunkedDecoder, ChunkedError, body_reader, finish
+from app.providers.chunked import READ_SIZE, ChunkedDecoder, ChunkedError, body_source, take_buffered
 from app.providers.sse import DONE, SSEDecoder
 from app.providers.stall import stall_watch, watched_greenlet
 
@@ -133,10 +134,10 @@ class HTTPTransport:
     def read(self, response: requests.Response) -> Iterator[bytes]:
         """The body's bytes as they arrive; transport failures become UpstreamErrors."""
         raw = response.raw
-        reader = body_reader(raw)
+        source = body_source(raw)
         try:
-            if reader is not None:
-                yield from _read_chunked(raw, reader)
+            if source is not None:
+                yield from _read_chunked(raw, *source)
                 return
             while True:
                 data = raw.read1(READ_SIZE)
@@ -157,38 +158,38 @@ class HTTPTransport:
             ) from None
 
 
-def _read_chunked(raw: Any, reader: Any) -> Iterator[bytes]:
-    """A chunked body straight from the connection's reader: one read, one decode, per arrival.
+def _read_chunked(raw: Any, reader: Any, sock: Any) -> Iterator[bytes]:
+    """A chunked body straight from the connection's socket: one read, one decode, per arrival.
 
     Under gevent the socket waits without a timer of its own; the worker's stall watch ends a
     read that waits longer than the read timeout (a TimeoutError, as the socket would raise).
     """
     decoder = ChunkedDecoder()
-    read1, feed = reader.read1, decoder.feed
-    sock = getattr(getattr(raw, "_connection", None), "sock", None)
-    timeout = sock.gettimeout() if sock is not None else None
+    feed = decoder.feed
+    timeout = sock.gettimeout()
     greenlet = watched_greenlet() if timeout is not None else None
     if greenlet is not None:
         sock.settimeout(None)
-    key, size = id(decoder), WAIT_READ_SIZE
+    key, recv = id(decoder), sock.recv
+    read = partial(take_buffered, raw, reader)  # the first read; then the socket's own
     try:
         while True:
             if greenlet is not None:
                 stall_watch.arm(key, timeout, greenlet)
                 try:
-                    data = read1(size)
+                    data = read(READ_SIZE)
                 finally:
                     stall_watch.disarm(key)
             else:
-                data = read1(size)
-            size = READ_SIZE if len(data) == size else WAIT_READ_SIZE
+                data = read(READ_SIZE)
+            read = recv
             if not data:
                 raise ChunkedError("the body ended before its last chunk")
             body = feed(data)
             if decoder.done:
                 if greenlet is not None:
                     sock.settimeout(timeout)
-                finish(raw)  # read to the end: the connection can go back to the pool
+                raw.release_conn()  # read to the end: the connection can go back to the pool
                 if body:
                     yield body
                 return

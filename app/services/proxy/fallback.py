@@ -148,7 +148,8 @@ class _PrimedStream(EventStream):
             yield from batch
 
     def batches(self) -> Iterator[Sequence[StreamEvent]]:
-        yield self._first
+        first, self._first = self._first, ()  # not held (its parsed chunks) for the rest of the stream
+        yield first
         yield from self._rest
 
     def close(self) -> None:
