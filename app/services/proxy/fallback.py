@@ -149,13 +149,10 @@ class _PrimedStream(EventStream):
             yield from batch
 
     def batches(self) -> Iterator[Sequence[StreamEvent]]:
-        # chain, not a generator: no Python frame resumed per event after the first batch.
-        return chain(self._take_first(), self._rest)
-
-    def _take_first(self) -> Iterator[Sequence[StreamEvent]]:
-        # Taken when iterated, not when batches() is called; then dropped, not held for the stream's life.
+        # chain, not a generator: no Python frame resumed per event. The first batch (its parsed
+        # chunks) is dropped once taken, not held for the rest of the stream.
         first, self._first = self._first, ()
-        yield first
+        return chain((first,), self._rest)
 
     def close(self) -> None:
         self._events.close()
