@@ -12,7 +12,6 @@ from app.schemas.chat import parse_chat_request
 from app.schemas.model_calls import parse_completions_request, parse_embeddings_request, parse_responses_request
 from app.services.keys.tags import header_tags
 from app.services.proxy.sessions import SESSION_HEADER
-from app.services.proxy.streaming import RelayBody
 
 bp = Blueprint("proxy", __name__, url_prefix="/v1")
 
@@ -61,13 +60,14 @@ def _serve(endpoint: str, parse: Callable[[bytes], dict[str, Any]]) -> Response 
         if completion.text is not None:  # relayed byte for byte
             return Response(completion.text, mimetype="application/json", headers=headers)
         return completion.body, 200, headers
-    # If the server drops the response before iterating it, the row is still written (``abandon``).
-    return Response(
-        RelayBody(chat.stream(exchange), on_close=lambda: chat.abandon(exchange)),
+    response = Response(
+        chat.stream(exchange),
         mimetype="text/event-stream",
         headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        direct_passthrough=True,
     )
+    # If the server drops the response before iterating it, the row is still written.
+    response.call_on_close(lambda: chat.abandon(exchange))
+    return response
 
 
 @bp.after_request

@@ -159,26 +159,6 @@ class ResponsesDialect:
         return b"event: error\ndata: " + json.dumps(body).encode() + b"\n\n"
 
 
-class RelayBody:
-    """A relayed stream as the WSGI server takes it (``direct_passthrough``): it iterates the relay
-    generator itself, with no werkzeug iterator resumed around it per event, and its ``close``
-    also records a stream the server closed before ever iterating it."""
-
-    __slots__ = ("_chunks", "_on_close")
-
-    def __init__(self, chunks: Iterator[bytes], *, on_close: Callable[[], None]) -> None:
-        self._chunks, self._on_close = chunks, on_close
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self._chunks
-
-    def close(self) -> None:
-        try:
-            self._chunks.close()  # type: ignore[attr-defined] - a generator
-        finally:
-            self._on_close()
-
-
 def relay(
     events: EventStream,
     *,

@@ -12,7 +12,7 @@ from app.errors import UpstreamCut, UpstreamTimeout
 from app.providers.base import EventStream, StreamEvent
 from app.providers.sse import DONE
 from app.services.proxy import capture as capture_module
-from app.services.proxy.streaming import DONE_EVENT, ChatDialect, RelayBody, StreamCapture, relay
+from app.services.proxy.streaming import DONE_EVENT, ChatDialect, StreamCapture, relay
 
 
 def chunk(delta: dict[str, Any] | None = None, *, finish: str | None = None, index: int = 0, **extra):
@@ -373,26 +373,3 @@ def test_consuming_past_done_records_once():
     assert list(generator) == []
     generator.close()
     assert len(recorder.finished) == 1
-
-
-def test_a_relay_body_is_its_generator_to_the_server_and_its_close_records_the_call():
-    closed: list[str] = []
-
-    def chunks() -> Iterator[bytes]:
-        try:
-            yield b"data: 1\n\n"
-            yield b"data: 2\n\n"
-        finally:
-            closed.append("generator")
-
-    body = RelayBody(chunks(), on_close=lambda: closed.append("recorded"))
-    iterator = iter(body)
-    assert next(iterator) == b"data: 1\n\n"
-    body.close()  # the client went away mid-stream
-    assert closed == ["generator", "recorded"]
-
-
-def test_a_relay_body_closed_before_it_is_iterated_still_records_the_call():
-    recorded: list[bool] = []
-    RelayBody((chunk for chunk in [b"data: 1\n\n"]), on_close=lambda: recorded.append(True)).close()
-    assert recorded == [True]
