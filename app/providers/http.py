@@ -134,47 +134,31 @@ class HTTPTransport:
     def read(self, response: requests.Response) -> Iterator[bytes]:
         """The body's bytes as they arrive; transport failures become UpstreamErrors."""
         raw = response.raw
-        errors = _StreamErrors(self.name, self.timeout_s)
         source = body_source(raw)
-        # Returned, not delegated to with ``yield from``: one generator fewer resumed per event.
-        return _read_chunked(raw, *source, errors) if source is not None else _read_plain(raw, errors)
-
-
-class _StreamErrors:
-    """Transport failures while a stream's body is read, as UpstreamErrors that name the provider."""
-
-    def __init__(self, name: str, timeout_s: float) -> None:
-        self.name, self.timeout_s = name, timeout_s
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
-        if kind is None:
-            return
-        if issubclass(kind, ReadTimeoutError | TimeoutError):
+        try:
+            if source is not None:
+                yield from _read_chunked(raw, *source)
+                return
+            while True:
+                data = raw.read1(READ_SIZE)
+                if not data:
+                    # Read to the end: the connection can go back to the pool.
+                    raw.release_conn()
+                    return
+                yield data
+        except (ReadTimeoutError, TimeoutError):
             raise UpstreamTimeout(
                 f"Provider {self.name!r} sent nothing for {self.timeout_s:g}s mid-stream."
             ) from None
-        if issubclass(kind, ChunkedError):
+        except ChunkedError:
             raise UpstreamCut(f"Provider {self.name!r} dropped the stream (ProtocolError).") from None
-        if issubclass(kind, ProtocolError | requests.RequestException | OSError):
-            raise UpstreamCut(f"Provider {self.name!r} dropped the stream ({kind.__name__}).") from None
+        except (ProtocolError, requests.RequestException, OSError) as exc:
+            raise UpstreamCut(
+                f"Provider {self.name!r} dropped the stream ({type(exc).__name__})."
+            ) from None
 
 
-def _read_plain(raw: Any, errors: _StreamErrors) -> Iterator[bytes]:
-    """Any other body, through urllib3."""
-    with errors:
-        while True:
-            data = raw.read1(READ_SIZE)
-            if not data:
-                # Read to the end: the connection can go back to the pool.
-                raw.release_conn()
-                return
-            yield data
-
-
-def _read_chunked(raw: Any, reader: Any, sock: Any, errors: _StreamErrors) -> Iterator[bytes]:
+def _read_chunked(raw: Any, reader: Any, sock: Any) -> Iterator[bytes]:
     """A chunked body straight from the connection's socket: one read, one decode, per arrival.
 
     Under gevent the socket waits without a timer of its own; the worker's stall watch ends a
@@ -189,29 +173,28 @@ def _read_chunked(raw: Any, reader: Any, sock: Any, errors: _StreamErrors) -> It
     key, recv = id(decoder), sock.recv
     read = partial(take_buffered, raw, reader)  # the first read; then the socket's own
     try:
-        with errors:
-            while True:
-                if greenlet is not None:
-                    stall_watch.arm(key, timeout, greenlet)
-                    try:
-                        data = read(READ_SIZE)
-                    finally:
-                        stall_watch.disarm(key)
-                else:
+        while True:
+            if greenlet is not None:
+                stall_watch.arm(key, timeout, greenlet)
+                try:
                     data = read(READ_SIZE)
-                read = recv
-                if not data:
-                    raise ChunkedError("the body ended before its last chunk")
-                body = feed(data)
-                if decoder.done:
-                    if greenlet is not None:
-                        sock.settimeout(timeout)
-                    raw.release_conn()  # read to the end: the connection can go back to the pool
-                    if body:
-                        yield body
-                    return
+                finally:
+                    stall_watch.disarm(key)
+            else:
+                data = read(READ_SIZE)
+            read = recv
+            if not data:
+                raise ChunkedError("the body ended before its last chunk")
+            body = feed(data)
+            if decoder.done:
+                if greenlet is not None:
+                    sock.settimeout(timeout)
+                raw.release_conn()  # read to the end: the connection can go back to the pool
                 if body:
                     yield body
+                return
+            if body:
+                yield body
     finally:
         if greenlet is not None and not decoder.done:
             sock.settimeout(timeout)

@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from itertools import chain
 from typing import Any, TypeVar
 
 from app.errors import GatewayError, UpstreamCut, UpstreamHTTPError, UpstreamTimeout, UpstreamUnreachable
@@ -149,10 +148,9 @@ class _PrimedStream(EventStream):
             yield from batch
 
     def batches(self) -> Iterator[Sequence[StreamEvent]]:
-        # chain, not a generator: no Python frame resumed per event. The first batch (its parsed
-        # chunks) is dropped once taken, not held for the rest of the stream.
-        first, self._first = self._first, ()
-        return chain((first,), self._rest)
+        first, self._first = self._first, ()  # not held (its parsed chunks) for the rest of the stream
+        yield first
+        yield from self._rest
 
     def close(self) -> None:
         self._events.close()
