@@ -1,15 +1,10 @@
-"""A streamed upstream body read straight from its socket: HTTP/1.1 chunked coding decoded here.
+"""A streamed upstream body read straight from its connection: HTTP/1.1 chunked coding decoded here.
 
 urllib3's and http.client's layers (``read1``, chunk bookkeeping, one call chain per chunk) cost
 more CPU than the rest of relaying an event; a stream of hundreds of small events pays it per event.
-``body_source`` hands back the connection's buffered reader and socket when the body is chunked and
-not content-encoded (what every OpenAI-compatible server sends for SSE); anything else keeps the
+``body_reader`` hands back the connection's buffered reader when the body is chunked and not
+content-encoded (what every OpenAI-compatible server sends for SSE); anything else keeps the
 urllib3 path.
-
-A stream waits far longer than it reads: what it holds while waiting is what 1,000 open streams
-cost. ``take_buffered`` empties http.client's buffered reader once and closes it (its 8 KiB buffer
-is freed); every later read is the socket's own ``recv``, which under gevent allocates its buffer
-only once data is there (a ``read1`` or ``recv_into`` holds its buffer through the wait).
 """
 
 from __future__ import annotations
@@ -17,6 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 READ_SIZE = 65536
+# A read that may wait holds its buffer while it waits: 1,000 streams waiting with 64 KiB each
+# would hold 64 MB. Reads ask for this much unless the last one filled its buffer (more is
+# waiting, so the next read returns at once and a burst is still taken in large reads).
+WAIT_READ_SIZE = 4096
 
 
 class ChunkedDecoder:
@@ -77,29 +76,20 @@ class ChunkedError(ValueError):
     """The body broke the chunked coding."""
 
 
-def body_source(raw: Any) -> tuple[Any, Any] | None:
-    """The buffered reader and socket under a urllib3 response whose chunked, unencoded body is still unread."""
+def body_reader(raw: Any) -> Any | None:
+    """The buffered reader under a urllib3 response whose chunked, unencoded body is still unread; else None."""
     response = getattr(raw, "_fp", None)  # http.client.HTTPResponse
     reader = getattr(response, "fp", None)
-    sock = getattr(getattr(raw, "_connection", None), "sock", None)
-    if reader is None or sock is None or not hasattr(reader, "peek"):
+    if reader is None or not hasattr(reader, "read1"):
         return None
     if not getattr(response, "chunked", False) or getattr(response, "chunk_left", 0) is not None:
         return None
     if getattr(raw, "_fp_bytes_read", 1) or raw.headers.get("Content-Encoding", "identity").lower() != "identity":
         return None
-    return reader, sock
+    return reader
 
 
-def take_buffered(raw: Any, reader: Any, size: int) -> bytes:
-    """What the reader holds past the response head (the first bytes, waited for in its own buffer);
-    then http.client's response is closed, which closes the reader and frees its buffer but leaves
-    the socket open (the reader is a ``makefile``). The rest of the body is read from the socket.
-
-    ``read1`` returns only buffered bytes once some are, and the buffer (8 KiB) is smaller than
-    ``size`` (``READ_SIZE``): nothing is left behind.
-    """
-    reader.peek(1)
-    data = reader.read1(size)
-    raw._fp.close()  # noqa: SLF001 - http.client's response; urllib3 keeps the connection
-    return data
+def finish(raw: Any) -> None:
+    """The body was read to its end: close http.client's response and give the connection back to the pool."""
+    raw._fp.close()  # noqa: SLF001 - as http.client does when it reads the last chunk itself
+    raw.release_conn()

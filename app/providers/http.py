@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from functools import partial
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -22,7 +21,7 @@ from app.errors import (
     UpstreamUnreachable,
 )
 from app.providers.base import EventStream, StreamEvent
-from app.providers.chunked import READ_SIZE, ChunkedDecoder, ChunkedError, body_source, take_buffered
+from app.providers.chunked import READ_SIZE, WAIT_READ_SIZE, ChunkedDecoder, ChunkedError, body_reader, finish
 from app.providers.sse import DONE, SSEDecoder
 from app.providers.stall import stall_watch, watched_greenlet
 
@@ -134,10 +133,10 @@ class HTTPTransport:
     def read(self, response: requests.Response) -> Iterator[bytes]:
         """The body's bytes as they arrive; transport failures become UpstreamErrors."""
         raw = response.raw
-        source = body_source(raw)
+        reader = body_reader(raw)
         try:
-            if source is not None:
-                yield from _read_chunked(raw, *source)
+            if reader is not None:
+                yield from _read_chunked(raw, reader)
                 return
             while True:
                 data = raw.read1(READ_SIZE)
@@ -158,38 +157,38 @@ class HTTPTransport:
             ) from None
 
 
-def _read_chunked(raw: Any, reader: Any, sock: Any) -> Iterator[bytes]:
-    """A chunked body straight from the connection's socket: one read, one decode, per arrival.
+def _read_chunked(raw: Any, reader: Any) -> Iterator[bytes]:
+    """A chunked body straight from the connection's reader: one read, one decode, per arrival.
 
     Under gevent the socket waits without a timer of its own; the worker's stall watch ends a
     read that waits longer than the read timeout (a TimeoutError, as the socket would raise).
     """
     decoder = ChunkedDecoder()
-    feed = decoder.feed
-    timeout = sock.gettimeout()
+    read1, feed = reader.read1, decoder.feed
+    sock = getattr(getattr(raw, "_connection", None), "sock", None)
+    timeout = sock.gettimeout() if sock is not None else None
     greenlet = watched_greenlet() if timeout is not None else None
     if greenlet is not None:
         sock.settimeout(None)
-    key, recv = id(decoder), sock.recv
-    read = partial(take_buffered, raw, reader)  # the first read; then the socket's own
+    key, size = id(decoder), WAIT_READ_SIZE
     try:
         while True:
             if greenlet is not None:
                 stall_watch.arm(key, timeout, greenlet)
                 try:
-                    data = read(READ_SIZE)
+                    data = read1(size)
                 finally:
                     stall_watch.disarm(key)
             else:
-                data = read(READ_SIZE)
-            read = recv
+                data = read1(size)
+            size = READ_SIZE if len(data) == size else WAIT_READ_SIZE
             if not data:
                 raise ChunkedError("the body ended before its last chunk")
             body = feed(data)
             if decoder.done:
                 if greenlet is not None:
                     sock.settimeout(timeout)
-                raw.release_conn()  # read to the end: the connection can go back to the pool
+                finish(raw)  # read to the end: the connection can go back to the pool
                 if body:
                     yield body
                 return

@@ -148,8 +148,7 @@ class _PrimedStream(EventStream):
             yield from batch
 
     def batches(self) -> Iterator[Sequence[StreamEvent]]:
-        first, self._first = self._first, ()  # not held (its parsed chunks) for the rest of the stream
-        yield first
+        yield self._first
         yield from self._rest
 
     def close(self) -> None:

@@ -11,7 +11,7 @@ from app.errors import GatewayError, UpstreamCut
 from app.providers.base import EventStream, StreamEvent
 from app.providers.sse import DONE
 from app.services.audit.records import Outcome
-from app.services.proxy.capture import Capture, Text
+from app.services.proxy.capture import Capture
 from app.services.proxy.live_streams import live_streams
 from app.services.proxy.responses_stream import TERMINAL, ResponsesCapture, rewrite_id
 
@@ -26,7 +26,7 @@ class StreamCapture(Capture):
         super().__init__(started=started)
         self.meta: dict[str, Any] = {}
         self.role = "assistant"
-        self.refusal = Text()
+        self.refusal: list[str] = []
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
         self.unparsed = 0
