@@ -21,11 +21,12 @@ from app.errors import (
     UpstreamUnreachable,
 )
 from app.models import Request
+from app.providers.base import EventStream
 from app.providers.mock import MockProvider
 from app.providers.registry import Route
 from app.services.admin import settings as settings_admin
 from app.services.proxy import fallback
-from app.services.proxy.fallback import call_with_fallbacks, retry_delay_s, should_retry
+from app.services.proxy.fallback import call_with_fallbacks, open_primed, retry_delay_s, should_retry
 
 PRIMARY = "http://primary.test/v1"
 SECONDARY = "http://secondary.test/v1"
@@ -276,3 +277,23 @@ def test_a_fallback_that_cannot_take_the_request_is_skipped(slept):
     assert (route.provider.name, result) == ("c", {"for": "c"})
     assert [(a.number, a.provider, a.status_code) for a in attempts] == [(1, "a", 503), (2, "a", 503), (3, "c", 200)]
 
+
+
+class _Listed(EventStream):
+    def __init__(self, events: list) -> None:
+        self.events, self.closed = events, False
+
+    def __iter__(self):
+        yield from self.events
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_primed_stream_gives_its_first_event_when_iterated_not_when_asked_for_its_batches():
+    upstream = _Listed(["first", "second", "third"])
+    primed = open_primed(MockProvider(name="mock"), lambda: upstream)
+    primed.batches()  # asked for, never iterated: the first batch stays
+    assert list(primed) == ["first", "second", "third"]
+    primed.close()
+    assert upstream.closed
