@@ -22,6 +22,21 @@ from app.db import dispose_engines
 from tests.conftest import _empty_tables
 
 STARTUP_TIMEOUT_S = 90  # generous: a loaded 2-core host takes long to import and fork
+LOG_TAIL_CHARS = 4000
+# Each gateway's log and when it stopped (None: running), for a failing test's report.
+_gateway_logs: dict[Path, float | None] = {}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A failing e2e test's report ends with the logs' tails of the gateways that ran during it (CI keeps no files)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for path, stopped in _gateway_logs.items():
+            if stopped is None or stopped >= call.start:
+                tail = path.read_text(errors="replace")[-LOG_TAIL_CHARS:] if path.exists() else "(no log)"
+                report.sections.append((f"gateway log {path}", tail))
 
 
 def free_port() -> int:
@@ -66,10 +81,12 @@ def run_gateway(env: dict[str, str], *, workers: int = 2, log_path: Path) -> Ite
             )
     base = GatewayURL(f"http://127.0.0.1:{port}")
     base.pid = process.pid
+    _gateway_logs[log_path] = None
     try:
         _wait_ready(base, process, log_path)
         yield base
     finally:
+        _gateway_logs[log_path] = time.time()
         process.send_signal(signal.SIGINT)  # quick shutdown: the tests have read their rows
         try:
             process.wait(timeout=15)
