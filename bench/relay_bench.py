@@ -59,8 +59,9 @@ def start_gateway(root: Path, port: int, upstream_port: int, db: Path, *, persis
     return process
 
 
-def start_floor(port: int, upstream_port: int, *, workers: int, timeout_s: float | None = None) -> subprocess.Popen:
-    env = {**os.environ, "RELAY_FLOOR_UPSTREAM": f"127.0.0.1:{upstream_port}",
+def start_floor(port: int, upstream_port: int, *, workers: int, timeout_s: float | None = None,
+                client: str = "socket") -> subprocess.Popen:
+    env = {**os.environ, "RELAY_FLOOR_UPSTREAM": f"127.0.0.1:{upstream_port}", "RELAY_FLOOR_CLIENT": client,
            "RELAY_FLOOR_TIMEOUT": "" if timeout_s is None else str(timeout_s), "GEVENT_RESOLVER": "ares"}
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", str(workers), "--worker-connections", "4096",
@@ -153,6 +154,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--baseline", type=Path, help="another checkout's root, run with persistence on")
     parser.add_argument("--floor-timeout", action="store_true", help="also the floor with a read timeout upstream")
+    parser.add_argument("--floor-requests", action="store_true",
+                        help="also the floor with its upstream call made through requests (as the adapters)")
     parser.add_argument("--only", help="comma-separated sections: cpu,rss,ttfb (default all)")
     args = parser.parse_args()
     rounds, scale, stream_count = (1, 0.25, 200) if args.quick else (args.rounds, 1.0, 1000)
@@ -185,9 +188,13 @@ def main() -> None:
         if args.floor_timeout:
             port = free_port()
             add("floor timeout", start_floor(port, up_port, workers=args.workers, timeout_s=120.0), port)
+        if args.floor_requests:
+            port = free_port()
+            add("floor requests", start_floor(port, up_port, workers=args.workers, client="requests"), port)
         labels = {"baseline on": f"baseline ({args.baseline}), persistence on", "on": "this checkout, persistence on",
                   "off": "this checkout, persistence off", "floor": "floor: minimal gevent WSGI relay",
-                  "floor timeout": "floor, upstream socket with a read timeout"}
+                  "floor timeout": "floor, upstream socket with a read timeout",
+                  "floor requests": "floor, upstream called with requests"}
         print(f"# relay benchmark: {args.workers} gevent workers, {os.cpu_count()} cores, {EVENTS}-event streams, "
               f"{rounds} interleaved rounds per cell", flush=True)
 
