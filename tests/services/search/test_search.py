@@ -255,6 +255,7 @@ def test_the_index_is_asked_about_the_rare_runs_of_each_term(terms, common, part
 def test_a_term_with_common_trigrams_is_found_through_its_rare_part(db_session, database_url, monkeypatch):
     """Every call says "ticket-": the index is asked about the number, each candidate checked whole."""
     monkeypatch.setattr(trigrams, "_cache", {})
+    monkeypatch.setattr(trigrams, "_refreshing", set())
     s = make_session(db_session, "tickets", created_at=T0)
     ids = {}
     for n in range(trigrams.MIN_SAMPLE + 40):
