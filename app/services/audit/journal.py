@@ -113,9 +113,12 @@ class Journal:
         """Create the directory, claim it for our database, and hold our liveness lock."""
         (self.directory / DEAD_DIR).mkdir(parents=True, exist_ok=True)
         target_file = self.directory / TARGET_FILE
+        # Written aside, then linked into place: the workers of a first start claim the directory
+        # at once, and one must never read the claim half written (an empty TARGET: a mismatch).
+        written = self.directory / f".{TARGET_FILE}.{self.worker_id}.{os.getpid()}"
+        written.write_text(self.target + "\n")
         try:
-            with open(target_file, "x") as handle:
-                handle.write(self.target + "\n")
+            os.link(written, target_file)
         except FileExistsError:
             found = target_file.read_text().strip()
             if found != self.target:
@@ -123,6 +126,8 @@ class Journal:
                     f"the audit journal {self.directory} belongs to {found}, not {self.target}: "
                     "give each database its own AUDIT_JOURNAL_DIR"
                 ) from None
+        finally:
+            written.unlink(missing_ok=True)
         self._alive = os.open(self.directory / f"{self.worker_id}.alive", os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(self._alive, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._unrecorded_fd = os.open(self.directory / f"{self.worker_id}.unrecorded", os.O_RDWR | os.O_CREAT, 0o644)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -150,3 +151,28 @@ def test_a_killed_writer_is_seen_gone_and_its_segment_can_be_replayed(tmp_path):
     assert worker_gone(tmp_path, "never-here") is None
     with claimed(path) as fd:
         assert fd is not None
+
+
+def _claim(directory, worker_id: str, barrier) -> None:
+    barrier.wait()
+    try:
+        Journal(directory, worker_id=worker_id, target="sqlite:///x.db", max_bytes=1 << 30).open()
+    except JournalMismatch:
+        os._exit(3)
+    os._exit(0)
+
+
+def test_workers_starting_at_once_all_claim_a_fresh_journal(tmp_path):
+    """A first start: every worker claims the new directory at once, none reads the claim half written."""
+    context = multiprocessing.get_context("fork")
+    for trial in range(30):
+        directory = tmp_path / f"first-start-{trial}"
+        barrier = context.Barrier(4)
+        workers = [context.Process(target=_claim, args=(directory, f"w{n}", barrier)) for n in range(4)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=30)
+        assert [worker.exitcode for worker in workers] == [0, 0, 0, 0], f"trial {trial}"
+        assert (directory / "TARGET").read_text() == "sqlite:///x.db\n"
+        assert not [p.name for p in directory.iterdir() if p.name.startswith(".")]
