@@ -9,6 +9,7 @@ many is safe, attempting one on a standby is a 500.
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import sqlalchemy as sa
@@ -16,7 +17,10 @@ from sqlalchemy.engine import URL, Engine
 
 from app.config import Settings
 from app.db import get_engine
+from app.db.limits import DatabaseTimeout, time_limit
 
+ASK_TIMEOUT_S = 2.0  # a stalled server must not hold a worker's boot (gunicorn kills slow boots)
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _forced: set[URL] = set()
 _found: dict[URL, str | None] = {}  # URL -> why it is read-only, or None
@@ -48,7 +52,14 @@ def read_only_reason(engine: Engine) -> str | None:
             return "READ_ONLY=true"
         if url in _found:
             return _found[url]
-    found = _ask(engine)
+    try:
+        found = _ask(engine)
+    except (sa.exc.SQLAlchemyError, DatabaseTimeout) as exc:
+        # The database is down or stalled: start writable (the audit journal keeps the calls until
+        # it is back), and ask again next time. A worker must boot while its database is away.
+        log.warning("could not ask the database whether it takes writes (%s): taken as writable for now",
+                    exc.__class__.__name__)
+        return None
     with _lock:
         _found[url] = found
     return found
@@ -64,7 +75,7 @@ def forget() -> None:
 def _ask(engine: Engine) -> str | None:
     if engine.dialect.name != "postgresql":
         return None  # an SQLite file the process cannot write fails at start-up, as it always did
-    with engine.connect() as connection:
+    with time_limit(ASK_TIMEOUT_S), engine.connect() as connection:
         standby, read_only = connection.exec_driver_sql(
             "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')"
         ).one()

@@ -225,3 +225,15 @@ def test_a_read_only_database_without_the_schema_stops_start_up_with_one_line(pr
         "provider-router: the database is read-only and holds no provider-router schema: start a gateway on the "
         "primary first (it creates the schema), then this one on its replica"
     )
+
+
+def test_a_database_that_cannot_be_asked_is_taken_as_writable_and_asked_again(caplog):
+    """A worker booting while its database is away must boot (the journal keeps the calls meanwhile)."""
+    from app.db import read_only
+
+    engine = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:1/away")
+    with caplog.at_level(logging.WARNING, logger="app.db.read_only"):
+        assert read_only.read_only_reason(engine) is None
+    assert "could not ask the database whether it takes writes (OperationalError)" in caplog.text
+    assert engine.url not in read_only._found  # asked again next time
+    engine.dispose()
