@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+
 from flask import Blueprint
 
 from app.extensions import gateway
@@ -28,9 +30,12 @@ def health() -> dict:
 
 
 @bp.get("/health/live")
-def live() -> dict:
-    """The process answers (nothing else is checked: a liveness probe must not restart a gateway for its database)."""
-    return {"status": "ok"}
+def live() -> tuple[dict, int, dict]:
+    """The process answers (nothing else is checked: a liveness probe must not restart a gateway for its database).
+
+    ``X-Worker`` names the worker process that answered, so that a start-up check can wait for each.
+    """
+    return {"status": "ok"}, 200, {"X-Worker": str(os.getpid())}
 
 
 @bp.get("/health/ready")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 from app import create_app
 
 
 def test_live_answers_and_ready_reports_its_checks(client):
-    assert client.get("/health/live").get_json() == {"status": "ok"}
+    live = client.get("/health/live")
+    assert live.get_json() == {"status": "ok"} and live.headers["X-Worker"] == str(os.getpid())
     reply = client.get("/health/ready")
     assert reply.status_code == 200
     assert reply.get_json() == {"status": "ready", "active_provider": "lm-studio", "database": "ok", "journal": "ok"}

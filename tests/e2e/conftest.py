@@ -23,6 +23,7 @@ from tests.conftest import _empty_tables
 
 STARTUP_TIMEOUT_S = 90  # generous: a loaded 2-core host takes long to import and fork
 LOG_TAIL_CHARS = 4000
+WORKERS_SEEN_S = 10  # how long to wait for the other workers once one has answered
 # Each gateway's log and when it stopped (None: running), for a failing test's report.
 _gateway_logs: dict[Path, float | None] = {}
 
@@ -83,7 +84,7 @@ def run_gateway(env: dict[str, str], *, workers: int = 2, log_path: Path) -> Ite
     base.pid = process.pid
     _gateway_logs[log_path] = None
     try:
-        _wait_ready(base, process, log_path)
+        _wait_ready(base, process, log_path, workers=workers)
         yield base
     finally:
         _gateway_logs[log_path] = time.time()
@@ -95,20 +96,31 @@ def run_gateway(env: dict[str, str], *, workers: int = 2, log_path: Path) -> Ite
             process.wait()
 
 
-def _wait_ready(base: str, process: subprocess.Popen, log_path: Path) -> None:
+def _wait_ready(base: str, process: subprocess.Popen, log_path: Path, *, workers: int) -> None:
+    """Until every worker has answered (each loads the app, and reads the database, as it boots).
+
+    A test that cuts the database while a worker still boots would make it fail to boot, and
+    gunicorn then stops. /health/live, not /health: /health starts a background probe of the
+    providers (GET /models), which llmock counts as a request and lets consume the scenarios a
+    test queues right after start-up (the chat then got llmock's default answer).
+    """
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    answered: set[str] = set()
+    first = None
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"gunicorn exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
         try:
-            # /health/live, not /health: /health starts a background probe of the providers (GET
-            # /models), which llmock counts as a request and lets consume the scenarios a test
-            # queues right after start-up (the chat then got llmock's default answer).
-            if requests.get(base + "/health/live", timeout=1).status_code == 200:
-                return
+            reply = requests.get(base + "/health/live", headers={"Connection": "close"}, timeout=1)
+            if reply.status_code == 200:
+                answered.add(reply.headers.get("X-Worker", ""))
+                first = first or time.monotonic()
         except requests.RequestException:
             pass
-        time.sleep(0.1)
+        # Each worker seen, or (the kernel may keep handing one worker the connections) a while after the first.
+        if len(answered) >= workers or (first is not None and time.monotonic() - first > WORKERS_SEEN_S):
+            return
+        time.sleep(0.05)
     raise RuntimeError(f"gunicorn did not become ready:\n{log_path.read_text()[-3000:]}")
 
 
