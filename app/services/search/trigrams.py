@@ -90,14 +90,9 @@ def measure(connection: Connection) -> frozenset[str]:
     rows = connection.exec_driver_sql(
         "SELECT reltuples FROM pg_class WHERE oid = to_regclass('search_docs')"
     ).scalar()
-    if not rows or rows < MIN_SAMPLE:  # -1 or 0: never analysed (a young table), or really few
-        rows = connection.exec_driver_sql(
-            "SELECT count(*) FROM (SELECT 1 FROM search_docs LIMIT %(n)s) s", {"n": MIN_SAMPLE}
-        ).scalar()
-    if rows < MIN_SAMPLE:
-        return frozenset()
-    # SYSTEM samples whole pages: ask for half again as many rows as needed, keep the first.
-    percent = min(100.0, 100.0 * SAMPLE_ROWS * 1.5 / rows)
+    # SYSTEM samples whole pages: ask for half again as many rows as needed, keep the first. A
+    # table never analysed (-1) or small is read from its start, up to SAMPLE_ROWS.
+    percent = min(100.0, 100.0 * SAMPLE_ROWS * 1.5 / rows) if rows and rows > 0 else 100.0
     sampled, common = connection.exec_driver_sql(_COMMON_SQL, {
         "chars": SAMPLE_CHARS, "percent": percent, "rows": SAMPLE_ROWS, "share": COMMON_SHARE,
     }).one()
