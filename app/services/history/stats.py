@@ -14,7 +14,7 @@ from app.config import ModelPrice
 from app.models import GatewayKey, Response, now_ms
 from app.models.usage import SUMS
 from app.providers.base import CLIENT_PATHS
-from app.services.history import rollups, usage_sql
+from app.services.history import usage_sources, usage_sql
 from app.services.history.sessions import get_session, in_session
 from app.services.history.usage_sql import UsageFilters, bucket_width
 
@@ -22,7 +22,6 @@ GROUPINGS = ("model", "provider", "session", "endpoint", "day", "hour", "key")  
 _ENDPOINT_OF_PATH = {path: endpoint for endpoint, path in CLIENT_PATHS.items()}  # groups by endpoint: "chat", ...
 _LATENCY_POINTS = (50, 95, 99)
 _TTFT_POINTS = (50,)
-_ROLLED_UP = (None, "day", "model", "provider")  # groupings the daily rollups can answer
 _TIME_GROUPS = ("day", "hour", "minute")  # minute: for the dashboard, not the API
 # The API and the dashboard trust rollups their process found matching the history less than this
 # long ago: the check counts every response of the range (0.6 s for 30 days of 10M calls on PostgreSQL).
@@ -178,28 +177,7 @@ def usage_report(
     dashboard's refreshes); 0, the default, checks every time.
     """
     now = now_ms() if now is None else now
-    cells: list[Any] = []
-    histograms: dict[str, list[sa.Select]] = {"duration": [], "ttft": []}
-    lo = filters.start_ms
-    past_end = None if filters.end_ms is None else filters.end_ms + 1  # spans are [lo, past_end)
-    spans: list[tuple[int | None, int | None]] = [(lo, past_end)]
-    oldest = db.scalar(sa.select(sa.func.min(Response.timestamp)))
-    if oldest is None:
-        spans = []
-    elif not filters.live_only:
-        spans = [(max(lo or 0, rollups.day_of(oldest)), past_end)]
-        for grain in _grains(filters, group_by):
-            spans = [piece for span in spans for piece in _from_rollups(
-                db, grain, span, filters=filters, group_by=group_by, now=now, oldest=oldest, recheck_s=recheck_s,
-                cells=cells, histograms=histograms,
-            )]
-    for span_lo, span_hi in spans:
-        if span_lo is not None and span_hi is not None and span_hi <= span_lo:
-            continue
-        cells += db.execute(usage_sql.live_cells(filters, group_by=group_by, lo=span_lo, hi=span_hi))
-        for kind, sources in histograms.items():
-            sources.append(usage_sql.live_histogram(
-                filters, group_by=group_by, lo=span_lo, hi=span_hi, kind=kind))
+    cells, histograms = usage_sources.gather(db, filters, group_by=group_by, now=now, recheck_s=recheck_s)
     totals, groups, dimensions = _fold(cells, prices)
     if latency and histograms["duration"]:
         for kind, points in (("duration", _LATENCY_POINTS), ("ttft", _TTFT_POINTS)):
@@ -217,41 +195,6 @@ def usage_report(
         unpriced_models=sorted(totals.unpriced_models),
         by_model=_order(dimensions["model"], "model"), by_provider=_order(dimensions["provider"], "provider"),
     )
-
-
-def _grains(filters: UsageFilters, group_by: str | None) -> list[rollups.Grain]:
-    """The rollups that can answer this report: days first, then hours for the partial days left."""
-    grains = [rollups.DAYS] if group_by in _ROLLED_UP else []
-    by_dimension = any(value is not None for value in (filters.model, filters.provider, filters.stream))
-    if group_by in (None, "day", "hour") and not by_dimension:  # hours keep histograms over all models only
-        grains.append(rollups.HOURS)
-    return grains
-
-
-def _from_rollups(
-    db: Session, grain: rollups.Grain, span: tuple[int, int | None], *, filters: UsageFilters, group_by: str | None,
-    now: int, oldest: int, recheck_s: float, cells: list[Any], histograms: dict[str, list[sa.Select]],
-) -> list[tuple[int, int | None]]:
-    """Read the grain's whole closed periods inside ``[lo, hi)``; return what is left of the span (0-2 pieces,
-    more on a read-only database where some periods are not rolled up)."""
-    lo, hi = span
-    if hi is not None and hi <= lo:
-        return []
-    first, end = rollups.closed(grain, lo, min(now, hi or now) - 1, now=now)
-    if end <= first:
-        return [span]
-    # Periods without usable rollups (on a read-only database) are left to the next grain or live.
-    live = rollups.ensure(
-        db.get_bind(), first, end, grain=grain, recheck_s=recheck_s,
-        from_oldest=grain is rollups.DAYS and lo <= rollups.day_of(oldest),
-    )
-    for run_first, run_end in rollups.rolled_up(first, end, live):
-        cells += db.execute(usage_sql.rollup_cells(
-            filters, group_by=group_by, first=run_first, end=run_end, grain=grain))
-        for kind, sources in histograms.items():
-            sources.append(usage_sql.rollup_histogram(
-                filters, group_by=group_by, first=run_first, end=run_end, kind=kind, grain=grain))
-    return [piece for piece in ((lo, first), *live, (end, hi)) if piece[1] is None or piece[1] > piece[0]]
 
 
 def _fold(
