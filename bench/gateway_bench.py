@@ -77,11 +77,13 @@ def wait_http(url: str, timeout_s: float = 30) -> None:
 
 
 def start_gateway(
-    port: int, upstream_port: int, db: Path, *, persistence: bool, workers: int, metrics: bool = True
+    port: int, upstream_port: int, db: Path, *, persistence: bool, workers: int, metrics: bool = True,
+    indexer: bool = True,
 ) -> subprocess.Popen:
     env = {
         **os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(workers),
         "DATABASE_PATH": str(db), "ENABLE_PERSISTENCE": str(persistence).lower(), "METRICS": str(metrics).lower(),
+        "SEARCH_INDEXER": str(indexer).lower(),
         "LM_STUDIO_BASE_URL": f"http://127.0.0.1:{upstream_port}/v1", "LOG_LEVEL": "WARNING",
     }
     env.pop("DATABASE_URL", None)
@@ -127,10 +129,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="shorter runs, 200 slow streams")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--indexer-ab", action="store_true",
+                        help="only the persistence on/off ratios with the search indexer on and off, side by side")
     args = parser.parse_args()
     seconds, rounds, stream_count = (1.5, 1, 200) if args.quick else (2.0, 7, 1000)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if args.indexer_ab:
+        indexer_ab(workers=args.workers, seconds=seconds, rounds=rounds)
+        return
 
     tmp = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     up_port, on_port, off_port, journal_port, bare_port = (free_port() for _ in range(5))
@@ -263,6 +270,62 @@ def main() -> None:
         print(f"rows with persistence on: {requests_rows} requests, {response_rows} responses "
               f"(measured runs sent {sent} + warm-up + {2 * stream_count} streams + the lock runs' "
               f"{len(free.latencies) + len(held.latencies)}, replayed from its journal); HTTP errors: {errors}")
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def indexer_ab(*, workers: int, seconds: float, rounds: int) -> None:
+    """Persistence on/off with the search indexer on, and again with it off, interleaved in the same rounds.
+
+    The indexer reads new calls back and indexes them in each worker's background: this shows
+    whether it moves the hot path's on/off ratio, measured side by side on one noisy host.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix="gateway-bench-indexer-"))
+    up_port, off_port, on_port, plain_port = (free_port() for _ in range(4))
+    processes = [subprocess.Popen([sys.executable, str(ROOT / "bench" / "fake_upstream.py"), str(up_port)])]
+    try:
+        wait_http(f"http://127.0.0.1:{up_port}/v1/models")
+        processes.append(start_gateway(off_port, up_port, tmp / "off.db", persistence=False, workers=workers))
+        processes.append(start_gateway(on_port, up_port, tmp / "on.db", persistence=True, workers=workers))
+        processes.append(start_gateway(plain_port, up_port, tmp / "plain.db", persistence=True, workers=workers,
+                                       indexer=False))
+        targets = {"off": off_port, "indexer on": on_port, "indexer off": plain_port}
+        pids = dict(zip(targets, (process.pid for process in processes[1:])))
+        print(f"# indexer A/B: {workers} gevent workers, {rounds} x {seconds:g}s interleaved runs per cell", flush=True)
+        for port in targets.values():
+            run(closed_loop("127.0.0.1", port, PATH, concurrency=8, seconds=1.0))
+        print("\n| concurrency | off req/s | on, indexer on | on, indexer off | on/off ratio, indexer on: median "
+              "(min-max) | indexer off: median (min-max) | CPU us/req indexer on | indexer off |")
+        print("|---|---|---|---|---|---|---|---|")
+        for concurrency in (1, 8, 64):
+            runs: dict[str, list[RunResult]] = {name: [] for name in targets}
+            spent: dict[str, float] = dict.fromkeys(targets, 0.0)
+            ratios: dict[str, list[float]] = {"indexer on": [], "indexer off": []}
+            for _ in range(rounds):
+                for name, port in targets.items():
+                    before = cpu_seconds(pids[name])
+                    runs[name].append(run(closed_loop("127.0.0.1", port, PATH, concurrency=concurrency,
+                                                      seconds=seconds)))
+                    spent[name] += cpu_seconds(pids[name]) - before
+                for name in ratios:
+                    ratios[name].append(runs[name][-1].rps / runs["off"][-1].rps)
+            merged = {name: merge(results) for name, results in runs.items()}
+            cpu_us = {name: spent[name] / max(1, len(merged[name].latencies)) * 1e6 for name in targets}
+            on, plain = ratios["indexer on"], ratios["indexer off"]
+            print(f"| {concurrency} | {merged['off'].rps:.0f} | {merged['indexer on'].rps:.0f} "
+                  f"| {merged['indexer off'].rps:.0f} | {statistics.median(on):.2f} ({min(on):.2f}-{max(on):.2f}) "
+                  f"| {statistics.median(plain):.2f} ({min(plain):.2f}-{max(plain):.2f}) "
+                  f"| {cpu_us['indexer on']:.0f} | {cpu_us['indexer off']:.0f} |", flush=True)
+        with sqlite3.connect(tmp / "on.db") as db:
+            calls, indexed = db.execute("SELECT (SELECT count(*) FROM requests), (SELECT count(*) FROM search_docs)"
+                                        ).fetchone()
+        print(f"indexer on: {indexed:,} of {calls:,} calls indexed when the runs ended")
     finally:
         for process in reversed(processes):
             process.terminate()
