@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -18,13 +20,14 @@ from click.testing import CliRunner
 
 from app import create_app, migrate
 from app.cli import cli
-from app.config import Settings
+from app.config import PROJECT_ROOT, Settings
 from app.db import dispose_engines, get_engine
 from app.services.search.indexer import SearchIndexer
 from tests.conftest import PG_URL
 
 pytestmark = pytest.mark.postgres
 
+REFUSED = 'content search: pg_trgm is not available (permission denied to create extension "pg_trgm")'
 # Through the mock provider, which answers with the last user message.
 MESSAGES = {
     "overdue": "Invoice 4471 is overdue since March",
@@ -116,9 +119,8 @@ def test_without_create_privilege_the_migration_warns_searches_answer_and_accele
     with caplog.at_level(logging.WARNING):
         app = create_app(Settings.from_env(env))  # the first start creates the schema, as that role
     try:
-        warnings = [record for record in caplog.records if "pg_trgm is not available" in record.getMessage()]
+        warnings = [record for record in caplog.records if REFUSED in record.getMessage()]
         assert [record.levelno for record in warnings] == [logging.WARNING]
-        assert 'permission denied to create extension "pg_trgm"' in warnings[0].getMessage()
         assert "then `provider-cli search accelerate`" in warnings[0].getMessage()
         assert migrate.current_revision(unprivileged.url) == migrate.head_revision(unprivileged.url)
         assert not _trigram_index(unprivileged)
@@ -153,3 +155,17 @@ def test_without_create_privilege_the_migration_warns_searches_answer_and_accele
         assert "ix_search_docs_body_trgm" in " ".join(line for (line,) in plan)
     finally:
         app.extensions["gateway"].stop_background()
+
+
+@pytest.mark.parametrize("command", [
+    ("-m", "app", "check"),  # what gunicorn runs before it starts the workers
+    ("-c", "from app.cli import main; main()", "db", "upgrade"),
+], ids=["app-check", "provider-cli-db-upgrade"])
+def test_a_first_start_outside_the_gateway_prints_the_warning(unprivileged: Unprivileged, tmp_path, command):
+    env = {**os.environ, "DATABASE_URL": unprivileged.url, "AUDIT_JOURNAL_DIR": str(tmp_path / "journal")}
+    result = subprocess.run([sys.executable, *command], cwd=PROJECT_ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert migrate.current_revision(unprivileged.url) == migrate.head_revision(unprivileged.url)
+    assert REFUSED in result.stderr
+    assert "then `provider-cli search accelerate`" in result.stderr
