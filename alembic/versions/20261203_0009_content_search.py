@@ -28,7 +28,9 @@ down_revision = "0008"
 branch_labels = None
 depends_on = None
 
-log = logging.getLogger("alembic.runtime.migration")
+# Not under "alembic", whose NullHandler would hide the warning wherever nothing configured
+# logging (`python -m app check` before gunicorn's workers, `provider-cli db upgrade`).
+log = logging.getLogger("app.migrate")
 
 SQLITE_FTS = (
     "CREATE VIRTUAL TABLE search_fts USING fts5(body, content='search_docs', content_rowid='request_id', "
