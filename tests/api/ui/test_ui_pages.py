@@ -9,9 +9,10 @@ import re
 
 import pytest
 
+from app.api.ui.sessions import THREAD_LIMIT
 from app.models import Attempt, now_ms
 from app.services.search.indexer import SearchIndexer
-from tests.factories import make_call, make_session
+from tests.factories import make_call, make_calls, make_session
 
 MINUTE = 60_000
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -117,6 +118,31 @@ def test_session_thread_has_idle_markers_totals_and_json(client, calls):
     assert body.headers["Content-Disposition"].startswith("attachment")
     assert [item["id"] for item in body.get_json()["data"]] == [c.id for c in calls]
     assert html(client, "/ui/sessions/nope", 404)
+
+
+def test_a_long_session_shows_its_newest_calls_and_downloads_them_all_in_order(client, db_session):
+    count = THREAD_LIMIT + 201  # two pages of the conversation, and some
+    now = now_ms()
+    s = make_session(db_session, "chat/long", created_at=now - 60 * MINUTE)
+    # Inserted out of time order (as two workers commit), read back by time.
+    timestamps = [now - 50 * MINUTE + (i * 7919 % count) * 1000 for i in range(count)]
+    ids = make_calls(db_session, s, timestamps=timestamps)
+    db_session.commit()
+    in_order = [call_id for _, call_id in sorted(zip(timestamps, ids, strict=True))]
+
+    page = html(client, "/ui/sessions/chat/long")
+    assert "The newest 1,000 of 1,201 calls are shown" in page and "JSON download</a> holds them all" in page
+    assert f'href="/ui/calls/{in_order[-1]}"' in page and f'href="/ui/calls/{in_order[200]}"' not in page
+
+    reply = client.get("/ui/session-json/chat/long")
+    assert reply.is_streamed and reply.headers["Content-Disposition"].startswith("attachment")
+    body = json.loads(reply.get_data(as_text=True))
+    assert [item["id"] for item in body["data"]] == in_order
+    assert body["total"] == count and body["has_more"] is False and body["next_cursor"] is None
+    first_page = client.get("/v1/sessions/chat/long/requests?limit=1").get_json()
+    assert body["data"][0] == first_page["data"][0]  # each call as the REST API gives it
+    missing = client.get("/ui/session-json/nope")
+    assert missing.status_code == 404 and "No session" in missing.get_data(as_text=True)
 
 
 def test_providers_page_and_switching_with_the_csrf_token(client, calls):
