@@ -54,13 +54,36 @@ def make_call(
     db.add(request)
     db.flush()
     if status is not None:
-        db.add(Response(**_response_row(
-            request.id, session, timestamp=timestamp, model=model, stream=stream, status=status,
-            finish_reason=finish_reason, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-            duration_ms=duration_ms, ttft_ms=ttft_ms, error=error, usage_estimated=usage_estimated,
-        )))
-        db.flush()
+        answer_call(
+            db, request, status=status, finish_reason=finish_reason, prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens, duration_ms=duration_ms, ttft_ms=ttft_ms, error=error,
+            usage_estimated=usage_estimated,
+        )
     return request
+
+
+def answer_call(
+    db: Session,
+    request: Request,
+    *,
+    status: str = "ok",
+    finish_reason: str | None = "stop",
+    prompt_tokens: int | None = 10,
+    completion_tokens: int | None = 5,
+    duration_ms: int | None = 100,
+    ttft_ms: int | None = None,
+    error: str | None = None,
+    usage_estimated: bool = False,
+) -> Response:
+    """The response of a call in flight (one ``make_call`` made with ``status=None``): the call has ended."""
+    response = Response(**_response_row(
+        request.id, request.session_id, timestamp=request.timestamp, model=request.model, stream=request.stream,
+        status=status, finish_reason=finish_reason, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+        duration_ms=duration_ms, ttft_ms=ttft_ms, error=error, usage_estimated=usage_estimated,
+    ))
+    db.add(response)
+    db.flush()
+    return response
 
 
 def make_calls(db: Session, session: ChatSession, *, timestamps: list[int], model: str = "gpt-4o") -> list[int]:
@@ -72,7 +95,7 @@ def make_calls(db: Session, session: ChatSession, *, timestamps: list[int], mode
     ids = list(db.scalars(sa.insert(Request).returning(Request.id, sort_by_parameter_order=True), rows))
     db.execute(sa.insert(Response), [
         _response_row(
-            request_id, session, timestamp=at, model=model, stream=False, status="ok", finish_reason="stop",
+            request_id, session.id, timestamp=at, model=model, stream=False, status="ok", finish_reason="stop",
             prompt_tokens=10, completion_tokens=5, duration_ms=100, ttft_ms=None, error=None, usage_estimated=False,
         )
         for request_id, at in zip(ids, timestamps, strict=True)
@@ -90,14 +113,14 @@ def _request_row(session: ChatSession, *, timestamp: int, model: str, provider: 
 
 
 def _response_row(
-    request_id: int, session: ChatSession, *, timestamp: int, model: str, stream: bool, status: str,
+    request_id: int, session_id: str, *, timestamp: int, model: str, stream: bool, status: str,
     finish_reason: str | None, prompt_tokens: int | None, completion_tokens: int | None,
     duration_ms: int | None, ttft_ms: int | None, error: str | None, usage_estimated: bool,
 ) -> dict[str, Any]:
     known = prompt_tokens is not None and completion_tokens is not None
     answered = timestamp + (duration_ms or 0)
     return {
-        "request_id": request_id, "session_id": session.id, "response_id": str(uuid.uuid4()), "model": model,
+        "request_id": request_id, "session_id": session_id, "response_id": str(uuid.uuid4()), "model": model,
         "timestamp": answered, "openai_response": {"choices": [{"message": {"content": "hi"}}]},
         "provider_response": None if stream else {"raw": True}, "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens if known else None,
