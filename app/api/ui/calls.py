@@ -1,11 +1,14 @@
 """/ui/calls: the audit trail filtered (every filter of the history API, in the URL), searched and paged.
 
 The same query arguments as ``GET /v1/requests`` (``RequestListArgs``), read by the same service;
-a live tail polls for calls newer than the newest shown; export streams exactly the filtered set.
+a live tail polls for the newest calls (a few seconds behind the newest shown, for late commits)
+and for the calls it shows pending; export streams exactly the filtered set.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from typing import Any
 
 from flask import Response, render_template, request, stream_with_context
@@ -20,7 +23,8 @@ from app.schemas.history import RequestListArgs
 from app.services.history import calls as call_views
 from app.services.history import export, records
 from app.services.history.matching import SEARCH_COUNT_CAP
-from app.services.history.paging import Cursor, PageRequest
+from app.services.history.paging import PageRequest
+from app.services.history.records import Filters
 
 FILTERS = (
     "q", "model", "provider", "status", "stream", "session_id", "finish_reason", "min_duration_ms",
@@ -28,6 +32,11 @@ FILTERS = (
 )
 UI_ONLY = ("live",)
 TAIL_LIMIT = 50
+# Each poll reads again this far behind the newest row shown, so that a call committed after that
+# row with an earlier timestamp (by another worker, in a later group commit) still appears.
+TAIL_OVERLAP_MS = 10_000
+_ID = re.compile(r"[0-9]{1,18}")
+_SINCE = re.compile(r"([0-9]{1,18})\.[0-9]{1,18}")
 
 
 def filter_args() -> dict[str, str]:
@@ -64,17 +73,40 @@ def calls():
 
 @bp.get("/calls/tail")
 def calls_tail():
-    """Rows newer than ``since`` (``<timestamp>.<id>`` of the newest shown), oldest of them last."""
-    since = request.args.get("since", "")
-    timestamp, _, call_id = since.partition(".")
-    if not (timestamp.isdigit() and call_id.isdigit()):
-        raise InvalidRequest("Invalid 'since': the timestamp and id of the newest row shown.", param="since")
+    """The newest rows from TAIL_OVERLAP_MS before ``since`` on, and the ``pending`` rows that have ended.
+
+    ``since`` is ``<timestamp>.<id>`` of the newest row shown, ``pending`` the ids of the rows shown
+    without a response. Rows come newest first; the page puts each in its place by time, or in
+    place of its row shown with the same id.
+    """
+    since = _since(request.args.get("since", ""))
+    pending = _pending(request.args.get("pending", ""))
     filters = _load(filter_args())["filters"]
-    after = Cursor(kind="requests", sort_value=int(timestamp), tiebreak=int(call_id))
-    page = records.list_requests(
-        db(), filters=filters, page=PageRequest(limit=TAIL_LIMIT, after=after, descending=False)
-    )
-    return render_template("ui/call_rows.html", rows=_rows(list(reversed(page.items))))
+    recent = records.list_requests(
+        db(), filters=replace(filters, start_ms=max(since - TAIL_OVERLAP_MS, filters.start_ms or 0)),
+        page=PageRequest(limit=TAIL_LIMIT),
+    ).items
+    ended = []
+    if pending:  # by id: a long stream may have started well before the overlap
+        asked = records.list_requests(db(), filters=Filters(ids=pending), page=PageRequest(limit=len(pending)))
+        ended = [call for call in asked.items if call.response is not None]
+    rows = {call.id: call for call in [*recent, *ended]}.values()
+    newest_first = sorted(rows, key=lambda call: (call.timestamp, call.id), reverse=True)
+    return render_template("ui/call_rows.html", rows=_rows(newest_first))
+
+
+def _since(text: str) -> int:
+    """The timestamp of ``<timestamp>.<id>``."""
+    if not (found := _SINCE.fullmatch(text)):
+        raise InvalidRequest("Invalid 'since': the timestamp and id of the newest row shown.", param="since")
+    return int(found[1])
+
+
+def _pending(text: str) -> tuple[int, ...]:
+    parts = text.split(",") if text else []
+    if len(parts) > TAIL_LIMIT or not all(_ID.fullmatch(part) for part in parts):
+        raise InvalidRequest(f"Invalid 'pending': up to {TAIL_LIMIT} call ids, separated by commas.", param="pending")
+    return tuple(int(part) for part in parts)
 
 
 @bp.get("/calls/export.<fmt>")

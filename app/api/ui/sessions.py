@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import jsonify, render_template
+from flask import Response, render_template, stream_with_context
 
 from app.api.rest import db
 from app.api.sessions import session_key
 from app.api.ui.blueprint import bp
+from app.db import get_engine
+from app.extensions import gateway
 from app.models import Request
-from app.schemas.history import ConversationSchema
+from app.schemas.history import ConversationItemSchema
 from app.services.history import calls as call_views
+from app.services.history import export, stats
 from app.services.history import sessions as session_history
-from app.services.history import stats
-from app.services.history.paging import MAX_LIMIT, PageRequest
 from app.services.search.text import answer_of, messages_of, text_of, tool_calls_of
 
 IDLE_MS = 5 * 60_000  # a pause this long between two calls is marked
@@ -61,9 +62,10 @@ def session(session_id: str):
 
 @bp.get("/session-json/<path:session_id>")
 def session_json(session_id: str):
-    """The conversation as ``GET /v1/sessions/<id>/requests`` gives it (up to 1,000 calls), as a download."""
-    key = session_key(session_id)
-    page = session_history.session_requests(db(), key, page=PageRequest(limit=MAX_LIMIT, descending=False))
-    response = jsonify(ConversationSchema().dump(page))
-    response.headers["Content-Disposition"] = 'attachment; filename="session.json"'
-    return response
+    """The whole conversation, oldest first, streamed as one page of ``GET /v1/sessions/<id>/requests``."""
+    calls = export.conversation(get_engine(gateway().settings.database_url), session_key(session_id))
+    schema = ConversationItemSchema()
+    return Response(
+        stream_with_context(export.json_list(schema.dump(call) for call in calls)), mimetype="application/json",
+        headers={"Content-Disposition": 'attachment; filename="session.json"'},
+    )

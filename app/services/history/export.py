@@ -1,4 +1,5 @@
-"""Every matching request with its response, in batches by id: constant memory however many rows."""
+"""Every matching request with its response, or a session's whole conversation, in keyset batches:
+constant memory however many rows."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from app.models import Request, Response
+from app.services.history.paging import MAX_LIMIT, Cursor, Page, PageRequest
 from app.services.history.records import Filters, matching_requests
+from app.services.history.sessions import session_requests
 
 BATCH_SIZE = 2000
 FLAT = (
@@ -54,6 +58,30 @@ def export_rows(
         last = rows[-1]["id"]
 
 
+def conversation(engine: Engine, session_id: str, *, batch_size: int = MAX_LIMIT) -> Iterator[Request]:
+    """A session's every call with its response, oldest first: the pages of ``session_requests`` in turn.
+
+    As ``export_rows`` reads its batches, each page is its own short session (keyset, after the
+    last call of the page before), closed before its calls are handed out. The first page is read
+    at once, so a session that does not exist raises ``NotFound`` before anything is sent.
+    """
+    page = _conversation_page(engine, session_id, after=None, batch_size=batch_size)
+    return _conversation_from(engine, session_id, page, batch_size=batch_size)
+
+
+def _conversation_page(engine: Engine, session_id: str, *, after: Cursor | None, batch_size: int) -> Page[Request]:
+    with Session(engine) as db:
+        return session_requests(db, session_id, page=PageRequest(limit=batch_size, after=after, descending=False))
+
+
+def _conversation_from(engine: Engine, session_id: str, page: Page[Request], *, batch_size: int) -> Iterator[Request]:
+    while True:
+        yield from page.items
+        if page.next_cursor is None:
+            return
+        page = _conversation_page(engine, session_id, after=page.next_cursor, batch_size=batch_size)
+
+
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -80,3 +108,13 @@ def csv_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     yield line(["time", *FLAT])
     for row in rows:
         yield line([_iso(row["timestamp"]), *(row[name] for name in FLAT)])
+
+
+def json_list(items: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """``items`` in the history API's list envelope, as one page holding them all, written as they come."""
+    yield '{"object":"list","data":['
+    count = 0
+    for item in items:
+        yield ("," if count else "") + json.dumps(item, separators=(",", ":"), default=str)
+        count += 1
+    yield f'],"total":{count},"limit":{count},"offset":0,"has_more":false,"next_cursor":null}}'

@@ -54,6 +54,7 @@ class Filters:
     search: SearchQuery | None = None
     tag: tuple[str, str] | None = None  # (name, value): calls carrying that tag
     key: str | None = None  # calls made with the gateway key of this name
+    ids: tuple[int, ...] | None = None  # only these requests (the live tail re-reads the rows it shows pending)
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +261,8 @@ def _request_conditions(
         where.append(model_matches(
             filters.model, model_column=column(Request.model), provider_column=column(Request.provider)
         ))
+    if filters.ids is not None:
+        where.append(Request.id.in_(filters.ids))
     if filters.tag is not None:
         where.append(tag_matches(filters.tag))
     if filters.key is not None:

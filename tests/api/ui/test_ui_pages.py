@@ -9,9 +9,11 @@ import re
 
 import pytest
 
+from app.api.ui.calls import TAIL_OVERLAP_MS
+from app.api.ui.sessions import THREAD_LIMIT
 from app.models import Attempt, now_ms
 from app.services.search.indexer import SearchIndexer
-from tests.factories import make_call, make_session
+from tests.factories import answer_call, make_call, make_calls, make_session
 
 MINUTE = 60_000
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -76,8 +78,45 @@ def test_calls_pages_by_cursor_and_the_tail_gives_newer_rows(client, calls):
     older = html(client, f"/ui/calls?limit=1&after={cursor}")
     assert f"/ui/calls/{first.id}" in older and "newest" in older
     tail = html(client, f"/ui/calls/tail?since={first.timestamp}.{first.id}")
-    assert f"/ui/calls/{second.id}" in tail and f"/ui/calls/{first.id}\"" not in tail
+    assert tail.index(f'id="call-{second.id}"') < tail.index(f'id="call-{first.id}"')  # newest first
+    again = html(client, f"/ui/calls/tail?since={second.timestamp}.{second.id}")
+    assert f'id="call-{second.id}"' in again and f'id="call-{first.id}"' not in again  # 30 minutes older
     assert html(client, "/ui/calls/tail?since=nope", 400)
+    assert html(client, f"/ui/calls/tail?since=0.0&pending={first.id},x", 400)
+
+
+def test_the_tail_shows_a_call_committed_late_with_an_earlier_timestamp(client, db_session):
+    now = now_ms()
+    s = make_session(db_session, "tail/late", created_at=now - MINUTE)
+    shown = make_call(db_session, s, timestamp=now - 2_000)
+    db_session.commit()
+    since = f"{shown.timestamp}.{shown.id}"  # the newest row the page shows
+    assert f'id="call-{shown.id}"' in html(client, f"/ui/calls/tail?since={since}")
+    # Another worker commits a call it started a second before the one shown.
+    late = make_call(db_session, s, timestamp=now - 3_000)
+    too_late = make_call(db_session, s, timestamp=shown.timestamp - TAIL_OVERLAP_MS - 1)
+    db_session.commit()
+    assert late.id > shown.id
+    tail = html(client, f"/ui/calls/tail?since={since}")
+    assert tail.index(f'id="call-{shown.id}"') < tail.index(f'id="call-{late.id}"')
+    assert f'id="call-{too_late.id}"' not in tail  # the overlap is bounded
+
+
+def test_a_pending_row_of_the_tail_turns_into_the_ended_call(client, db_session):
+    now = now_ms()
+    s = make_session(db_session, "tail/stream", created_at=now - 10 * MINUTE)
+    # A stream that started long before the overlap behind the newest row.
+    streaming = make_call(db_session, s, timestamp=now - 5 * MINUTE, stream=True, status=None)
+    newest = make_call(db_session, s, timestamp=now - 1_000)
+    db_session.commit()
+    page = html(client, "/ui/calls?live=1")
+    assert re.search(rf'<tr id="call-{streaming.id}"[^>]* data-pending="{streaming.id}"', page)
+    poll = f"/ui/calls/tail?since={newest.timestamp}.{newest.id}&pending={streaming.id}"
+    assert f'id="call-{streaming.id}"' not in html(client, poll)  # still streaming: nothing new
+    answer_call(db_session, streaming, duration_ms=5 * MINUTE)
+    db_session.commit()
+    row = re.search(rf'<tr id="call-{streaming.id}".*?</tr>', html(client, poll), re.S).group(0)
+    assert "data-pending" not in row and 'class="badge ok"' in row and "5 min" in row
 
 
 def test_export_is_exactly_the_filtered_set(client, calls):
@@ -117,6 +156,31 @@ def test_session_thread_has_idle_markers_totals_and_json(client, calls):
     assert body.headers["Content-Disposition"].startswith("attachment")
     assert [item["id"] for item in body.get_json()["data"]] == [c.id for c in calls]
     assert html(client, "/ui/sessions/nope", 404)
+
+
+def test_a_long_session_shows_its_newest_calls_and_downloads_them_all_in_order(client, db_session):
+    count = THREAD_LIMIT + 201  # two pages of the conversation, and some
+    now = now_ms()
+    s = make_session(db_session, "chat/long", created_at=now - 60 * MINUTE)
+    # Inserted out of time order (as two workers commit), read back by time.
+    timestamps = [now - 50 * MINUTE + (i * 7919 % count) * 1000 for i in range(count)]
+    ids = make_calls(db_session, s, timestamps=timestamps)
+    db_session.commit()
+    in_order = [call_id for _, call_id in sorted(zip(timestamps, ids, strict=True))]
+
+    page = html(client, "/ui/sessions/chat/long")
+    assert "The newest 1,000 of 1,201 calls are shown" in page and "JSON download</a> holds them all" in page
+    assert f'href="/ui/calls/{in_order[-1]}"' in page and f'href="/ui/calls/{in_order[200]}"' not in page
+
+    reply = client.get("/ui/session-json/chat/long")
+    assert reply.is_streamed and reply.headers["Content-Disposition"].startswith("attachment")
+    body = json.loads(reply.get_data(as_text=True))
+    assert [item["id"] for item in body["data"]] == in_order
+    assert body["total"] == count and body["has_more"] is False and body["next_cursor"] is None
+    first_page = client.get("/v1/sessions/chat/long/requests?limit=1").get_json()
+    assert body["data"][0] == first_page["data"][0]  # each call as the REST API gives it
+    missing = client.get("/ui/session-json/nope")
+    assert missing.status_code == 404 and "No session" in missing.get_data(as_text=True)
 
 
 def test_providers_page_and_switching_with_the_csrf_token(client, calls):

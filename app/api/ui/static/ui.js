@@ -70,15 +70,63 @@
     arm();
   }
 
+  var TAIL_EVERY_MS = 2000;
+  var TAIL_PENDING = 50; // at most this many pending rows asked about a poll (TAIL_LIMIT on the server)
+
+  // A row's place: [timestamp, id] from its data-since; rows are shown newest first.
+  function place(row) {
+    var parts = row.getAttribute("data-since").split(".");
+    return [Number(parts[0]), Number(parts[1])];
+  }
+
+  function newer(a, b) { return a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]); }
+
+  // A polled row replaces its pending self, or goes in its place by time; a shown ended row stays as it is.
+  function mergeRow(body, row) {
+    var shown = document.getElementById(row.id);
+    if (shown) {
+      if (shown.hasAttribute("data-pending") && !row.hasAttribute("data-pending")) {
+        if (shown.classList.contains("selected")) { row.classList.add("selected"); }
+        shown.replaceWith(row);
+      }
+      return;
+    }
+    var at = place(row);
+    var later = Array.prototype.find.call(body.querySelectorAll("tr[data-since]"), function (r) {
+      return newer(at, place(r));
+    });
+    body.insertBefore(row, later || null);
+  }
+
+  // Every few seconds: the newest calls (the server reads a little behind the newest shown, for
+  // calls committed late) and the calls shown pending; each merged in by id.
   function liveTail() {
     var body = document.getElementById("rows");
     if (!body || !body.hasAttribute("data-tail")) { return; }
+    var polling = false;
     setInterval(function () {
+      if (polling) { return; }
       var newest = body.querySelector("tr[data-since]");
+      var pending = Array.prototype.map.call(body.querySelectorAll("tr[data-pending]"), function (r) {
+        return r.getAttribute("data-pending");
+      }).slice(0, TAIL_PENDING);
       var url = new URL(body.getAttribute("data-tail"), location.href);
       url.searchParams.set("since", newest ? newest.getAttribute("data-since") : "0.0");
-      htmx.ajax("GET", url.pathname + url.search, { target: "#rows", swap: "afterbegin" });
-    }, 2000);
+      if (pending.length) { url.searchParams.set("pending", pending.join(",")); }
+      polling = true;
+      fetch(url.pathname + url.search, { credentials: "same-origin" })
+        .then(function (reply) { return reply.ok ? reply.text() : ""; })
+        .then(function (html) {
+          var fresh = document.createElement("template");
+          fresh.innerHTML = html;
+          fresh.content.querySelectorAll("tr[data-since]").forEach(function (row) {
+            localTimes(row);
+            mergeRow(body, row);
+          });
+        })
+        .catch(function () { /* the next poll tries again */ })
+        .finally(function () { polling = false; });
+    }, TAIL_EVERY_MS);
   }
 
   function keyboard() {
