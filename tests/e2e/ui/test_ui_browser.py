@@ -7,6 +7,7 @@ checks what only a browser can: scripts allowed by the CSP, keyboard, live tail,
 from __future__ import annotations
 
 import re
+from urllib.parse import quote, urlencode
 
 import pytest
 import requests
@@ -15,10 +16,17 @@ from tests.e2e.ui.conftest import chat, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
 
+# Markup in what clients send: a message's text (an element's text or, on the overview, a title
+# attribute) and the session id (text, href, an input's value). The first message breaks out of an
+# attribute: the overview shows a session's first user message as its link's title.
 XSS_TEXTS = (
+    '"><svg onload="window.__xss = \'svg\'"> probe',
     "<script>window.__xss = 'script'</script> probe",
     '<img src=x onerror="window.__xss = \'img\'"> probe',
 )
+XSS_SESSION = '"><img src=x onerror=alert(1)>'
+# What escaping that failed would leave in the page: a script the page did not load, an inline handler.
+INJECTED = "script:not([src]):not([type='application/json']), [onload], [onerror], img, svg"
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +39,9 @@ def gateway(start_gateway, upstream, ui_database_url):
         chat(base, "Перевести: счёт просрочен", session="thread-1")
         chat(base, "weather in Oslo tomorrow?", session="thread-2", model="mock/mock-tools")
         for text in XSS_TEXTS:
-            chat(base, text, session="xss")
+            chat(base, text, session=XSS_SESSION)
         # The background indexer makes new calls searchable within a few seconds.
-        assert wait_for(lambda: _search_total(base, "probe") == 2)
+        assert wait_for(lambda: _search_total(base, "probe") == len(XSS_TEXTS))
         yield base
 
 
@@ -52,7 +60,7 @@ def test_every_page_renders_with_its_scripts_allowed(gateway, page):
     page.wait_for_selector(".chart .uplot")  # uPlot drew: the vendored script ran under the CSP
     assert page.locator(".tile").count() == 7
     for path, heading in (("/ui/calls", "Calls"), ("/ui/providers", "Providers"), ("/ui/sessions/thread-1", "Session"),
-                          ("/ui/calls/1", "Call 1"), ("/ui/diff?a=1&b=2", "Diff")):
+                          ("/ui/calls/1", "Call 1"), ("/ui/diff?a=1&b=2", "Diff"), ("/ui/keys", "Keys")):
         page.goto(gateway + path)
         assert page.locator("h1").inner_text() == heading, path
     csp = requests.get(gateway + "/ui/", timeout=5).headers["Content-Security-Policy"]
@@ -162,12 +170,46 @@ def test_a_form_without_its_csrf_token_is_refused(gateway, page):
 
 
 def test_logged_markup_is_shown_as_text_and_never_runs(gateway, page):
-    for path in ("/ui/calls?q=probe", "/ui/sessions/xss", "/ui/calls?session_id=xss"):
-        page.goto(gateway + path)
-        assert "<script>window.__xss" in page.locator("main").inner_text()
-    first = page.locator("#rows tr").first.get_attribute("data-href")
-    for path in (first, "/ui/diff?a=1&b=" + first.rsplit("/", 1)[1]):
-        page.goto(gateway + path)
-        assert "onerror" in page.locator("main").inner_text() or "<script>" in page.locator("main").inner_text()
-    assert page.evaluate("window.__xss") is None
-    assert page.locator("main img").count() == 0
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    calls = requests.get(gateway + "/v1/requests", params={"session_id": XSS_SESSION}, timeout=5).json()["data"]
+    ids = sorted(call["id"] for call in calls)
+    assert len(ids) == len(XSS_TEXTS)
+
+    _visit_inert(page, gateway + "/ui/?range=24h", dialogs)
+    link = page.locator(".tops a", has_text=XSS_SESSION[:20])
+    assert link.get_attribute("title") == XSS_TEXTS[0]
+    session_path = link.get_attribute("href")
+    assert session_path == "/ui/sessions/" + quote(XSS_SESSION, safe="=()")
+
+    for path in ("/ui/calls?q=probe", "/ui/calls?" + urlencode({"session_id": XSS_SESSION}), session_path):
+        _visit_inert(page, gateway + path, dialogs)
+        shown = page.locator("main").inner_text()
+        assert all(text in shown for text in XSS_TEXTS), path
+        assert XSS_SESSION[:12] in shown, path
+
+    for call_id in ids:
+        _visit_inert(page, f"{gateway}/ui/calls/{call_id}", dialogs)
+        assert page.locator(".thread").inner_text().count(XSS_TEXTS[ids.index(call_id)]) == 2  # asked, echoed
+        assert page.locator("dl.facts a").first.inner_text() == XSS_SESSION
+
+    _visit_inert(page, f"{gateway}/ui/diff?a={ids[0]}&b={ids[1]}", dialogs)
+    shown = page.locator("main").inner_text()
+    assert XSS_TEXTS[0] in shown and XSS_TEXTS[1] in shown
+
+    # Filters are shown back in the form: markup in the address stays an input's value.
+    reflected = {"model": XSS_TEXTS[0], "session_id": XSS_SESSION, "tag": "team:" + XSS_TEXTS[0]}
+    _visit_inert(page, gateway + "/ui/calls?" + urlencode(reflected), dialogs)
+    for name, value in reflected.items():
+        assert page.locator(f"form#filters input[name={name}]").input_value() == value
+
+
+def _visit_inert(page, url: str, dialogs: list[str]) -> None:
+    """Open ``url``; no markup it shows became an element, ran, opened a dialog, or broke the CSP."""
+    page.goto(url, wait_until="networkidle")
+    assert page.locator("main").count() == 1 and page.locator("h1").count() == 1, url
+    injected = page.locator(INJECTED).evaluate_all("elements => elements.map(e => e.outerHTML)")
+    assert injected == [], (url, injected)
+    assert page.evaluate("window.__xss") is None, url
+    assert dialogs == [], (url, dialogs)
+    assert page.console_errors == [], (url, page.console_errors)  # a CSP violation is reported here
