@@ -265,7 +265,8 @@ def test_0013_drops_the_empty_docs_of_non_chat_calls_and_reindex_writes_their_te
     assert index.reindex(engine) == 3
     with engine.connect() as connection:
         docs = connection.execute(sa.text(
-            "SELECT requests.path, search_docs.body FROM search_docs JOIN requests ON requests.id = search_docs.request_id"
+            "SELECT requests.path, search_docs.body FROM search_docs "
+            "JOIN requests ON requests.id = search_docs.request_id"
         )).all()
     assert dict(docs) == {"/v1/chat/completions": "chat words", "/v1/completions": "complete this line",
                           "/v1/responses": "answer briefly\nrespond to this", "/v1/embeddings": "embed these words"}
