@@ -165,7 +165,7 @@ ENDPOINT_CALLS = {  # one call of each non-chat kind, through the gateway to the
         "tools": [{"type": "function", "name": "ferry_times", "parameters": {
             "type": "object", "properties": {"route": {"type": "string"}}, "required": ["route"]}}],
     }),
-    "response_stream": ("/v1/responses", {"stream": True, "input": [
+    "response_stream": ("/v1/responses", {"stream": True, "instructions": "You are a ferry timetable clerk.", "input": [
         {"role": "user", "content": "When does the night ferry leave?"},
         {"type": "function_call", "call_id": "call_ferry", "name": "ferry_times", "arguments": '{"route":"night"}'},
         {"type": "function_call_output", "call_id": "call_ferry", "output": "23:40 from pier 4"},

@@ -299,7 +299,7 @@ def test_a_term_with_common_trigrams_is_found_through_its_rare_part(db_session, 
     ("mock completion harbour", {"completion"}),  # and its answer
     ("tide table", {"completion_stream"}),  # the second of two prompts
     ("mock completion lighthouse", {"completion_stream"}),  # a streamed completion's answer
-    ("ferry timetable clerk", {"response"}),  # a response's instructions
+    ("ferry timetable clerk", {"response", "response_stream"}),  # a response's instructions
     ("night ferry", {"response", "response_stream"}),  # input messages, string or input_text parts
     ("ferry_times route", {"response", "response_stream"}),  # a function call answered, one given back
     ("pier 4", {"response_stream"}),  # a function call's output
