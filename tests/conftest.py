@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from app import create_app, migrate
 from app.config import Settings
 from app.db import create_engine, dispose_engines, get_engine
-from app.models import Base
+from app.models import Base, Request
 from app.services.audit.group_commit import stop_all
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -154,3 +154,34 @@ def _app_log_level():
     warnings a later test checks for: every test starts with the app's loggers at their default."""
     logging.getLogger("app").setLevel(logging.NOTSET)
     yield
+
+
+ENDPOINT_CALLS = {  # one call of each non-chat kind, through the gateway to the mock provider, in one session
+    "completion": ("/v1/completions", {"prompt": "Summarise the harbour report"}),
+    "completion_stream": ("/v1/completions", {"prompt": ["Lighthouse keeper log", "Tide table"], "stream": True}),
+    "response": ("/v1/responses", {
+        "instructions": "You are a ferry timetable clerk.",
+        "input": [{"role": "user", "content": [{"type": "input_text", "text": "When does the night ferry leave?"}]}],
+        "tools": [{"type": "function", "name": "ferry_times", "parameters": {
+            "type": "object", "properties": {"route": {"type": "string"}}, "required": ["route"]}}],
+    }),
+    "response_stream": ("/v1/responses", {"stream": True, "instructions": "You are a ferry timetable clerk.", "input": [
+        {"role": "user", "content": "When does the night ferry leave?"},
+        {"type": "function_call", "call_id": "call_ferry", "name": "ferry_times", "arguments": '{"route":"night"}'},
+        {"type": "function_call_output", "call_id": "call_ferry", "output": "23:40 from pier 4"},
+    ]}),
+    "embeddings": ("/v1/embeddings", {"input": ["glacier melt rates", "fjord depth survey"]}),
+}
+
+
+@pytest.fixture
+def endpoint_calls(client, flush_audit, db_session) -> dict[str, int]:
+    """The calls of ``ENDPOINT_CALLS`` as the gateway recorded them: their request ids by name."""
+    for path, body in ENDPOINT_CALLS.values():
+        reply = client.post(path, json={"model": "mock/mock-chat", **body}, headers={"X-Session-Id": "endpoints"})
+        assert reply.status_code == 200, reply.get_data(as_text=True)
+        reply.get_data()  # a stream is recorded once it is read to its end
+    flush_audit()
+    ids = db_session.scalars(sa.select(Request.id).order_by(Request.id)).all()
+    assert len(ids) == len(ENDPOINT_CALLS)
+    return dict(zip(ENDPOINT_CALLS, ids, strict=True))

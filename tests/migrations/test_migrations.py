@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from app.config import PROJECT_ROOT
 from app.db import dispose_engines, get_engine
 from app.models import Base
 from app.models.search import include_name
+from app.services.search import index
 
 APP_TABLES = {"sessions", "requests", "responses", "settings"}
 
@@ -237,4 +239,39 @@ def test_0008_lets_a_call_end_interrupted_without_copying_the_table_and_back(emp
         assert statuses[1][1].startswith("interrupted")
         assert "worker_id" not in {column["name"] for column in sa.inspect(connection).get_columns("requests")}
     assert "audit_workers" not in _tables(empty_url)
+    migrate.upgrade(empty_url, "head")
+
+
+def test_0013_drops_the_empty_docs_of_non_chat_calls_and_reindex_writes_their_text(empty_url: str):
+    migrate.upgrade(empty_url, "0012")
+    engine = get_engine(empty_url)
+    bodies = {
+        "/v1/chat/completions": {"messages": [{"role": "user", "content": "chat words"}]},
+        "/v1/completions": {"prompt": "complete this line"},
+        "/v1/responses": {"instructions": "answer briefly", "input": "respond to this"},
+        "/v1/embeddings": {"input": ["embed these words"]},
+    }
+    with engine.begin() as connection:
+        _insert(connection, "sessions", SESSION)
+        for number, (path, body) in enumerate(bodies.items()):
+            request_id = _insert(connection, "requests", {
+                **REQUEST, "request_id": f"r-{number}", "path": path, "openai_request": json.dumps(body)})
+            _insert(connection, "responses", {**RESPONSE, "request_id": request_id, "response_id": f"p-{number}",
+                                              "model": "m"})
+            connection.execute(sa.text("INSERT INTO search_docs (request_id, body) VALUES (:id, :body)"),
+                               {"id": request_id, "body": "chat words" if number == 0 else ""})
+
+    migrate.upgrade(empty_url, "0013")
+    assert index.reindex(engine) == 3
+    with engine.connect() as connection:
+        docs = connection.execute(sa.text(
+            "SELECT requests.path, search_docs.body FROM search_docs "
+            "JOIN requests ON requests.id = search_docs.request_id"
+        )).all()
+    assert dict(docs) == {"/v1/chat/completions": "chat words", "/v1/completions": "complete this line",
+                          "/v1/responses": "answer briefly\nrespond to this", "/v1/embeddings": "embed these words"}
+
+    migrate.downgrade(empty_url, "0012")
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM search_docs")).scalar_one() == 4
     migrate.upgrade(empty_url, "head")

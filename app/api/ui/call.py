@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from flask import redirect, render_template, request, url_for
@@ -14,28 +13,53 @@ from app.errors import InvalidRequest
 from app.services.history import calls as call_views
 from app.services.history.diff import diff_calls
 from app.services.history.records import get_request, resolve_request_id
-from app.services.search.text import answer_of, messages_of, text_of, tool_calls_of
+from app.services.search.text import answer_of, messages_of, text_of, tool_calls_of, vectors_note
 
 FOLD_CHARS = 600  # system prompts longer than this start folded
-_SECRET_KEY = re.compile(r"key|token|secret|password|authorization|cookie", re.IGNORECASE)
+# Request fields that hold a credential, by name (any case, "-" as "_"), at any depth: a name that
+# merely contains "key" or "token" (max_tokens, prompt_cache_key) is a parameter of the call.
+_SECRET_FIELDS = frozenset({
+    "secret", "password", "passwd", "authorization", "cookie", "token", "access_token", "refresh_token",
+    "id_token", "auth_token", "x_auth_token", "bearer_token", "private_key",
+})
+_SECRET_ENDINGS = ("api_key", "apikey", "_secret", "_password")  # openai_api_key, client_secret, ...
 
 
-def curl_command(body: Any, base_url: str) -> str:
-    """A shell command that sends the client's request again, through this gateway; never a secret.
+def _secret(name: Any) -> bool:
+    name = str(name).lower().replace("-", "_")
+    return name in _SECRET_FIELDS or name.endswith(_SECRET_ENDINGS)
 
-    The body goes in a quoted here-document (no shell expansion) on one line; keys that look like
-    credentials are dropped. The gateway holds the provider keys: none is needed here.
+
+def _without_secrets(value: Any) -> Any:
+    """``value`` with every credential field dropped, in nested objects and lists too.
+
+    A JSON Schema's ``properties`` (a tool's parameters) name fields, they hold no values: kept whole.
     """
-    if isinstance(body, dict):
-        body = {key: value for key, value in body.items() if not _SECRET_KEY.search(key)}
-    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    if isinstance(value, list):
+        return [_without_secrets(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    return {
+        key: item if key == "properties" else _without_secrets(item)
+        for key, item in value.items() if not _secret(key)
+    }
+
+
+def curl_command(body: Any, base_url: str, path: str) -> str:
+    """A shell command that sends the client's request again to ``path``, through this gateway; never a secret.
+
+    The body goes in a quoted here-document (no shell expansion) on one line, without the fields
+    that hold credentials. The gateway key is the shell's ``$OPENAI_API_KEY``, never a value.
+    """
+    text = json.dumps(_without_secrets(body), ensure_ascii=False, separators=(",", ":"))
     return (
-        f"curl -sS {base_url.rstrip('/')}/v1/chat/completions -H 'Content-Type: application/json' "
-        f"--data-binary @- <<'JSON'\n{text}\nJSON"
+        f"curl -sS {base_url.rstrip('/')}{path or '/v1/chat/completions'} -H 'Content-Type: application/json' "
+        f"-H \"Authorization: Bearer $OPENAI_API_KEY\" --data-binary @- <<'JSON'\n{text}\nJSON"
     )
 
 
-def _card(message: dict[str, Any]) -> dict[str, Any]:
+def card(message: dict[str, Any]) -> dict[str, Any]:
+    """A message as the pages show it: role, text, name, the call it answers, its tool calls, folded or not."""
     text = text_of(message.get("content"))
     role = str(message.get("role") or "?")
     return {
@@ -55,12 +79,14 @@ def _record_id(text: str):
 def call(call_id: str):
     found, attempts = call_views.call_with_attempts(db(), _record_id(call_id))
     body = found.openai_request if isinstance(found.openai_request, dict) else {}
-    answer = answer_of(found.response.openai_response) if found.response is not None else None
+    answered = found.response.openai_response if found.response is not None else None
+    answer = answer_of(answered)
     tools = body.get("tools") if isinstance(body.get("tools"), list) else []
     return render_template(
         "ui/call.html", call=found, response=found.response, attempts=attempts,
-        cards=[_card(m) for m in messages_of(body)], answer=_card(answer) if answer else None, tools=tools,
-        around=call_views.neighbours(db(), found), curl=curl_command(found.openai_request, request.host_url),
+        cards=[card(m) for m in messages_of(body)], answer=card(answer) if answer else None,
+        vectors=vectors_note(answered), tools=tools, around=call_views.neighbours(db(), found),
+        curl=curl_command(found.openai_request, request.host_url, found.path),
     )
 
 

@@ -10,7 +10,7 @@ from itertools import zip_longest
 from typing import Any
 
 from app.models import Request
-from app.services.search.text import answer_of, messages_of, text_of, tool_calls_of
+from app.services.search.text import answer_of, messages_of, text_of, tool_calls_of, vectors_note
 
 _WORDS = re.compile(r"\s+|[^\s]+")
 MAX_DIFF_CHARS = 20_000  # longer texts are compared whole, not word by word
@@ -93,8 +93,9 @@ def diff_calls(left: Request, right: Request) -> list[Row]:
 
 def _tools(request: Request) -> str:
     tools = request.openai_request.get("tools") if isinstance(request.openai_request, dict) else None
-    names = [
-        str((tool.get("function") or {}).get("name", "?")) for tool in tools if isinstance(tool, dict)
+    names = [  # chat's tools name their function; the Responses API's are named themselves
+        str(tool.get("name") or (tool.get("function") or {}).get("name", "?")) for tool in tools
+        if isinstance(tool, dict)
     ] if isinstance(tools, list) else []
     return ", ".join(names)
 
@@ -104,5 +105,5 @@ def _answer(request: Request) -> str:
         return ""
     answer = answer_of(request.response.openai_response)
     if answer is None:
-        return request.response.error or ""
+        return vectors_note(request.response.openai_response) or request.response.error or ""
     return _message_text(answer) or json.dumps(answer, ensure_ascii=False)

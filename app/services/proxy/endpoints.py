@@ -20,6 +20,7 @@ from app.services.proxy import translate_responses as responses
 from app.services.proxy.responses_stream import ResponsesCapture, ResponsesFromChat
 from app.services.proxy.streaming import ChatDialect, ResponsesDialect, StreamCapture
 from app.services.proxy.translate_completions import CompletionsCapture, CompletionsFromChat
+from app.services.search.text import vectors_of
 
 
 @dataclass(slots=True, kw_only=True)
@@ -158,10 +159,8 @@ def stored_answer(call: Call, body: dict[str, Any], *, store_vectors: bool) -> d
     """What the response row keeps: embeddings without their vectors unless asked (STORE_EMBEDDING_VECTORS)."""
     if call.endpoint != "embeddings" or store_vectors:
         return body
-    data = [item for item in body.get("data") or () if isinstance(item, dict)]
-    vector = data[0].get("embedding") if data else None
+    count, dimensions = vectors_of(body) or (0, None)
     return {
         "object": body.get("object", "list"), "model": body.get("model"), "usage": body.get("usage"),
-        "embeddings": {"count": len(data), "dimensions": len(vector) if isinstance(vector, list) else None,
-                       "vectors_stored": False},
+        "embeddings": {"count": count, "dimensions": dimensions, "vectors_stored": False},
     }

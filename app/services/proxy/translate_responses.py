@@ -59,16 +59,21 @@ def to_chat(body: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]
     return chat
 
 
-def items_to_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Input (and earlier output) items as chat messages: calls join the assistant turn they follow."""
+def items_to_messages(items: list[dict[str, Any]], *, lenient: bool = False) -> list[dict[str, Any]]:
+    """Input (and earlier output) items as chat messages: calls join the assistant turn they follow.
+
+    ``lenient`` reads a recorded call, whose items a native provider may have taken as they were:
+    roles and content are kept as sent, items with no chat form left out, nothing refused.
+    """
     messages: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         kind = item.get("type", "message")
         if kind == "message":
             role = _ROLES.get(item.get("role"))
-            if role is None:
+            if role is None and not lenient:
                 raise _unsupported(f"input[{index}].role", f"role {item.get('role')!r}")
-            messages.append({"role": role, "content": _content(item.get("content"), f"input[{index}].content")})
+            content = item.get("content") if lenient else _content(item.get("content"), f"input[{index}].content")
+            messages.append({"role": role or str(item.get("role") or "?"), "content": content})
         elif kind == "function_call":
             call = {"id": item.get("call_id"), "type": "function",
                     "function": {"name": item.get("name"), "arguments": item.get("arguments") or ""}}
@@ -81,9 +86,9 @@ def items_to_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
         elif kind == "function_call_output":
             output = item.get("output")
-            text = output if isinstance(output, str) else _content(output, f"input[{index}].output")
+            text = output if isinstance(output, str) or lenient else _content(output, f"input[{index}].output")
             messages.append({"role": "tool", "tool_call_id": item.get("call_id"), "content": text})
-        elif kind != "reasoning":  # reasoning items have no chat form: left out
+        elif kind != "reasoning" and not lenient:  # reasoning items have no chat form: left out
             raise _unsupported(f"input[{index}].type", f"{kind!r} items")
     return messages
 

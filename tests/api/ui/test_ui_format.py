@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 
 from app.api.ui.call import curl_command
@@ -12,12 +13,33 @@ from app.services.history.diff import Piece, words_diff
 def test_curl_replays_the_body_through_the_gateway_without_credentials():
     body = {"model": "m", "api_key": "sk-secret", "x-auth-token": "t",
             "messages": [{"role": "user", "content": "it's $HOME"}]}
-    command = curl_command(body, "http://127.0.0.1:8000/")
+    command = curl_command(body, "http://127.0.0.1:8000/", "/v1/chat/completions")
     first, here_doc, end = command.split("\n")
     assert shlex.split(first)[:3] == ["curl", "-sS", "http://127.0.0.1:8000/v1/chat/completions"]
     assert first.endswith("<<'JSON'") and end == "JSON"  # quoted: the shell expands nothing in the body
     assert "sk-secret" not in command and "x-auth-token" not in command
     assert "it's $HOME" in here_doc
+
+
+def test_curl_keeps_every_parameter_and_drops_only_credentials_at_any_depth():
+    body = {
+        "model": "m", "prompt": "hi", "max_tokens": 5, "max_completion_tokens": 6, "prompt_cache_key": "pck",
+        "API_Key": "sk-top", "Authorization": "Bearer sk-auth",
+        "metadata": {"team": "ops", "token": "sk-meta", "client_secret": "sk-client", "Password": "pw"},
+        "tools": [{"type": "function", "function": {"name": "login", "parameters": {
+            "type": "object", "properties": {"password": {"type": "string"}}}}}],
+    }
+    command = curl_command(body, "http://gw:8000/", "/v1/completions")
+    first, here_doc, _ = command.split("\n")
+    assert shlex.split(first) == [
+        "curl", "-sS", "http://gw:8000/v1/completions", "-H", "Content-Type: application/json",
+        "-H", "Authorization: Bearer $OPENAI_API_KEY", "--data-binary", "@-", "<<JSON"]
+    assert '"Authorization: Bearer $OPENAI_API_KEY"' in first  # the shell fills in the key, never the page
+    assert json.loads(here_doc) == {
+        "model": "m", "prompt": "hi", "max_tokens": 5, "max_completion_tokens": 6, "prompt_cache_key": "pck",
+        "metadata": {"team": "ops"},
+        "tools": body["tools"],  # a schema's property named password is a name, not a credential
+    }
 
 
 def test_words_diff_marks_only_what_changed():

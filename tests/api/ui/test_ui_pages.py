@@ -8,10 +8,11 @@ import json
 import re
 
 import pytest
+import sqlalchemy as sa
 
 from app.api.ui.calls import TAIL_OVERLAP_MS
 from app.api.ui.sessions import THREAD_LIMIT
-from app.models import Attempt, now_ms
+from app.models import Attempt, Request, Response, now_ms
 from app.services.search.indexer import SearchIndexer
 from tests.factories import answer_call, make_call, make_calls, make_session
 
@@ -198,3 +199,66 @@ def test_providers_page_and_switching_with_the_csrf_token(client, calls):
 def test_remote_clients_without_a_key_are_refused(client, calls):
     reply = client.get("/ui/", environ_base={"REMOTE_ADDR": "203.0.113.9"})
     assert reply.status_code == 403 and "this host only" in reply.get_data(as_text=True)
+
+
+def cards(page: str) -> list[tuple[str, str]]:
+    """The conversation's cards of a page: (role, the card's HTML) in order."""
+    return re.findall(r'<article class="card role-([\w-]+)">(.*?)</article>', page, flags=re.DOTALL)
+
+
+def test_completions_responses_and_embeddings_calls_read_as_conversations(client, endpoint_calls):
+    page = html(client, f"/ui/calls/{endpoint_calls['completion']}")
+    assert "curl -sS http://localhost/v1/completions " in page  # copy as curl: the call's own endpoint
+    completion = cards(page)
+    assert [role for role, _ in completion] == ["user", "assistant"]
+    assert "Summarise the harbour report" in completion[0][1]
+    assert "Mock completion of: Summarise the harbour report" in completion[1][1]
+    prompts = cards(html(client, f"/ui/calls/{endpoint_calls['completion_stream']}"))  # streamed, two prompts
+    assert [role for role, _ in prompts] == ["user", "user", "assistant"] and "Tide table" in prompts[1][1]
+    assert "Mock completion of: Lighthouse keeper log" in prompts[2][1]
+
+    page = html(client, f"/ui/calls/{endpoint_calls['response']}")
+    response = cards(page)
+    assert [role for role, _ in response] == ["system", "user", "assistant"]
+    assert "You are a ferry timetable clerk." in response[0][1]
+    assert "When does the night ferry leave?" in response[1][1]
+    assert "<b>ferry_times</b>" in response[2][1]  # the answer: a function call
+    assert "1 tool definition(s): ferry_times" in page and "curl -sS http://localhost/v1/responses " in page
+    followed = cards(html(client, f"/ui/calls/{endpoint_calls['response_stream']}"))  # streamed, a call answered
+    assert [role for role, _ in followed] == ["system", "user", "assistant", "tool", "assistant"]
+    assert "<b>ferry_times</b>" in followed[2][1]
+    assert "result of call_ferry" in followed[3][1] and "23:40 from pier 4" in followed[3][1]
+    assert "Mock reply to: When does the night ferry leave?" in followed[4][1]
+
+    embeddings = cards(html(client, f"/ui/calls/{endpoint_calls['embeddings']}"))
+    assert [role for role, _ in embeddings] == ["user", "user", "assistant"]
+    assert "glacier melt rates" in embeddings[0][1] and "fjord depth survey" in embeddings[1][1]
+    assert "2 vectors of 8 dimensions" in embeddings[2][1]
+
+
+def test_long_responses_instructions_start_folded(client, flush_audit, db_session):
+    reply = client.post("/v1/responses", json={"model": "mock/m", "instructions": "Check the tides. " * 50,
+                                               "input": "Is it safe?"})
+    assert reply.status_code == 200
+    flush_audit()
+    call_id = db_session.scalar(sa.select(Request.id))
+    assert "<details><summary>Check the tides." in html(client, f"/ui/calls/{call_id}")
+
+
+def test_the_session_thread_and_the_diff_show_non_chat_calls(client, endpoint_calls, flush_audit, db_session):
+    first = db_session.scalar(sa.select(Response.response_id).where(Response.request_id == endpoint_calls["response"]))
+    reply = client.post("/v1/responses", headers={"X-Session-Id": "endpoints"}, json={
+        "model": "mock/m", "previous_response_id": first, "instructions": "You are a ferry timetable clerk.",
+        "input": "And the morning one?"})
+    assert reply.status_code == 200
+    flush_audit()
+    thread = html(client, "/ui/sessions/endpoints")
+    for text in ("Summarise the harbour report", "Mock completion of: Lighthouse keeper log", "23:40 from pier 4",
+                 "fjord depth survey", "2 vectors of 8 dimensions", "And the morning one?"):
+        assert text in thread
+    assert thread.count("You are a ferry timetable clerk.") == 1  # a continued response sends only its new turns
+
+    diff = html(client, f"/ui/diff?a={endpoint_calls['response']}&b={endpoint_calls['embeddings']}")
+    text = re.sub(r"<[^>]+>", "", diff)  # changed words are marked one run at a time
+    assert re.search(r"tools offered</th><td class=\"text\">(<del>)?ferry_times", diff)  # named by itself
+    assert "glacier melt rates" in text and "2 vectors of 8 dimensions" in text

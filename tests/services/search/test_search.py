@@ -292,3 +292,23 @@ def test_a_term_with_common_trigrams_is_found_through_its_rare_part(db_session, 
     db_session.execute(sa.text("SET LOCAL enable_seqscan = off"))  # a small table: as on a big one
     plan = db_session.execute(sa.text("EXPLAIN " + sql.replace("%%", "%"))).scalars().all()
     assert [line.strip() for line in plan if "Index Cond" in line] == ["Index Cond: (body ~~ '%0123%'::text)"], plan
+
+
+@pytest.mark.parametrize(("query", "names"), [
+    ("harbour report", {"completion"}),  # a completion's prompt
+    ("mock completion harbour", {"completion"}),  # and its answer
+    ("tide table", {"completion_stream"}),  # the second of two prompts
+    ("mock completion lighthouse", {"completion_stream"}),  # a streamed completion's answer
+    ("ferry timetable clerk", {"response", "response_stream"}),  # a response's instructions
+    ("night ferry", {"response", "response_stream"}),  # input messages, string or input_text parts
+    ("ferry_times route", {"response", "response_stream"}),  # a function call answered, one given back
+    ("pier 4", {"response_stream"}),  # a function call's output
+    ("mock reply night ferry", {"response_stream"}),  # a streamed response's output text
+    ("fjord depth survey", {"embeddings"}),  # an embeddings input
+    ("embedding", set()),  # the vectors and the JSON around them are not text
+])
+def test_completions_responses_and_embeddings_are_found_by_their_text(
+    db_session, database_url, endpoint_calls, query, names
+):
+    assert SearchIndexer(database_url).run_once() == len(endpoint_calls)
+    assert found(db_session, query) == {endpoint_calls[name] for name in names}
