@@ -24,7 +24,9 @@ down_revision = "0012"
 branch_labels = None
 depends_on = None
 
-log = logging.getLogger("alembic.runtime.migration")
+# Not under "alembic", whose NullHandler would hide the warning wherever nothing configured
+# logging (`python -m app check` before gunicorn's workers, `provider-cli db upgrade`).
+log = logging.getLogger("app.migrate")
 
 NON_CHAT_PATHS = ("/v1/completions", "/v1/responses", "/v1/embeddings")
 
