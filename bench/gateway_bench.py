@@ -99,6 +99,17 @@ def start_gateway(
     return process
 
 
+def stop(processes: list[subprocess.Popen]) -> None:
+    """Terminate the processes, newest first; kill those that have not ended within 20 s."""
+    for process in reversed(processes):
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def cpu_seconds(root: int) -> float:
     """User + system CPU of a process and its children (gunicorn master, workers, checkpointer)."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -271,13 +282,7 @@ def main() -> None:
               f"(measured runs sent {sent} + warm-up + {2 * stream_count} streams + the lock runs' "
               f"{len(free.latencies) + len(held.latencies)}, replayed from its journal); HTTP errors: {errors}")
     finally:
-        for process in reversed(processes):
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(processes)
 
 
 def indexer_ab(*, workers: int, seconds: float, rounds: int) -> None:
@@ -296,7 +301,7 @@ def indexer_ab(*, workers: int, seconds: float, rounds: int) -> None:
         processes.append(start_gateway(plain_port, up_port, tmp / "plain.db", persistence=True, workers=workers,
                                        indexer=False))
         targets = {"off": off_port, "indexer on": on_port, "indexer off": plain_port}
-        pids = dict(zip(targets, (process.pid for process in processes[1:])))
+        pids = dict(zip(targets, (process.pid for process in processes[1:]), strict=True))
         print(f"# indexer A/B: {workers} gevent workers, {rounds} x {seconds:g}s interleaved runs per cell", flush=True)
         for port in targets.values():
             run(closed_loop("127.0.0.1", port, PATH, concurrency=8, seconds=1.0))
@@ -327,13 +332,7 @@ def indexer_ab(*, workers: int, seconds: float, rounds: int) -> None:
                                         ).fetchone()
         print(f"indexer on: {indexed:,} of {calls:,} calls indexed when the runs ended")
     finally:
-        for process in reversed(processes):
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(processes)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gateway_bench import cpu_seconds, free_port, wait_http  # noqa: E402
+from gateway_bench import cpu_seconds, free_port, stop, wait_http  # noqa: E402
 from loadgen import REQUEST_BODY, http_request, read_response, run, slow_streams  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -259,13 +259,7 @@ def main() -> None:
                           f"{statistics.median(ttfb) * 1000:.0f} | {ttfb[int(len(ttfb) * 0.95) - 1] * 1000:.0f} | "
                           f"{streams.seconds:.1f} |", flush=True)
     finally:
-        for process in reversed(processes):
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(processes)
 
 
 if __name__ == "__main__":
