@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+from urllib.parse import urlsplit
 
 from flask import request
 
@@ -16,14 +17,21 @@ def require_admin() -> None:
     """A ``before_request`` for the history and management blueprints.
 
     With ADMIN_API_KEY set, ``Authorization: Bearer <key>`` is required (compared
-    in constant time); without it only clients on this host are served. Behind
-    a reverse proxy every client looks local: set ADMIN_API_KEY there.
+    in constant time); without it only clients on this host are served, and only
+    when they address it by a loopback name (see ``loopback_client``). Behind a
+    reverse proxy every client looks local: set ADMIN_API_KEY there.
     """
     key = gateway().settings.admin_api_key
     if key is None:
         if not _loopback(request.remote_addr):
             raise Forbidden(
                 "This API answers clients on this host only: set ADMIN_API_KEY to open it to others.",
+                code="loopback_only",
+            )
+        if not _loopback_host(request.host):
+            raise Forbidden(
+                f"Without ADMIN_API_KEY this API answers requests addressed to localhost, 127.0.0.1 or [::1] "
+                f"only, not to {request.host!r}: set ADMIN_API_KEY to serve it under another name.",
                 code="loopback_only",
             )
         return
@@ -35,8 +43,13 @@ def require_admin() -> None:
 
 
 def loopback_client() -> bool:
-    """Whether the current request comes from this host."""
-    return _loopback(request.remote_addr)
+    """Whether the current request comes from this host and addresses it by a loopback name.
+
+    The name matters too: a web page whose domain an attacker points at 127.0.0.1 after it
+    loaded (DNS rebinding) reaches this host from the user's own browser, as a loopback client,
+    but its requests carry that domain in their ``Host``.
+    """
+    return _loopback(request.remote_addr) and _loopback_host(request.host)
 
 
 def _loopback(address: str | None) -> bool:
@@ -44,3 +57,12 @@ def _loopback(address: str | None) -> bool:
         return address is not None and ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False
+
+
+def _loopback_host(host: str) -> bool:
+    """``localhost`` (or a name under it) or a loopback address, with or without a port."""
+    try:
+        name = (urlsplit(f"//{host}").hostname or "").rstrip(".")
+    except ValueError:  # a malformed Host, such as an unclosed "[::1"
+        return False
+    return name == "localhost" or name.endswith(".localhost") or _loopback(name)

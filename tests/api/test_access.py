@@ -61,6 +61,34 @@ def test_without_a_key_other_clients_are_refused(client, path):
     assert "ADMIN_API_KEY" in error["message"]
 
 
+@pytest.mark.parametrize("host", ["localhost", "localhost:8000", "127.0.0.1:8000", "[::1]:8000", "app.localhost"])
+@pytest.mark.parametrize("path", ["/v1/requests", "/v1/providers", "/metrics", "/ui/"])
+def test_without_a_key_loopback_names_are_answered(client, path, host):
+    assert client.get(path, headers={"Host": host}).status_code == 200
+
+
+@pytest.mark.parametrize("host", ["rebound.example", "rebound.example:8000", "127.0.0.1.rebound.example", "[::1"])
+@pytest.mark.parametrize("path", ["/v1/requests", "/v1/providers", "/metrics"])
+def test_without_a_key_a_page_of_another_name_is_refused_even_from_this_host(client, path, host):
+    """DNS rebinding: a site's name pointed at 127.0.0.1 reaches the gateway from the user's browser."""
+    reply = client.get(path, headers={"Host": host}, environ_base={"REMOTE_ADDR": "127.0.0.1"})
+    assert reply.status_code == 403
+    error = reply.get_json()["error"]
+    assert (error["type"], error["code"]) == ("permission_error", "loopback_only")
+    assert "ADMIN_API_KEY" in error["message"]
+
+
+def test_without_a_key_the_dashboard_refuses_another_name_too(client):
+    reply = client.get("/ui/calls", headers={"Host": "rebound.example:8000"})
+    assert reply.status_code == 403
+    assert b"ADMIN_API_KEY" in reply.data
+
+
+def test_with_the_key_any_name_is_answered(keyed):
+    headers = {"Host": "gateway.internal.example", "Authorization": "Bearer s3cret"}
+    assert keyed.get("/v1/requests", headers=headers, environ_base={"REMOTE_ADDR": "10.1.2.3"}).status_code == 200
+
+
 def test_chat_completions_are_not_guarded(keyed, client):
     for app_client in (keyed, client):
         reply = app_client.post("/v1/chat/completions", json=CHAT, environ_base={"REMOTE_ADDR": "10.9.9.9"})

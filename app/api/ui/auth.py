@@ -63,7 +63,8 @@ def guard() -> Response | None:
         if not signed_in():
             return redirect(url_for("ui.login", next=request.full_path if request.method == "GET" else None))
     elif not loopback_client():
-        abort(403, "The dashboard answers clients on this host only: set ADMIN_API_KEY to open it to others.")
+        abort(403, "Without ADMIN_API_KEY the dashboard answers clients on this host that address it as "
+                   "localhost, 127.0.0.1 or [::1] only: set ADMIN_API_KEY to open it to others.")
     if request.method == "POST":
         check_csrf()
     return None

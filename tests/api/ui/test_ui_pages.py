@@ -198,7 +198,7 @@ def test_providers_page_and_switching_with_the_csrf_token(client, calls):
 
 def test_remote_clients_without_a_key_are_refused(client, calls):
     reply = client.get("/ui/", environ_base={"REMOTE_ADDR": "203.0.113.9"})
-    assert reply.status_code == 403 and "this host only" in reply.get_data(as_text=True)
+    assert reply.status_code == 403 and "clients on this host" in reply.get_data(as_text=True)
 
 
 def cards(page: str) -> list[tuple[str, str]]:
