@@ -112,7 +112,7 @@ def run(path: Path, *, repeat: int) -> tuple[list[tuple[str, str, float, float]]
         ("other", "filtered page (status=ok&finish_reason=stop, 85 % match)",
          get("/v1/requests?status=ok&finish_reason=stop")),
         ("other", "/stats/usage?group_by=model", get("/v1/stats/usage?group_by=model")),
-        ("other", "/stats/usage?group_by=hour, last 7 days (live)",
+        ("other", "/stats/usage?group_by=hour, last 7 days",
          get(f"/v1/stats/usage?group_by=hour&start_date={_days_ago(7)}")),
         ("other", "/responses/stats (all time)", get("/v1/responses/stats")),
     ]
@@ -164,10 +164,12 @@ def markdown(
         "no single index can count the pair; what would: a copy of `model`/`provider` on `responses` "
         "(written by the audit hot path), or totals capped or omitted on request.",
         "* An unfiltered total is SQLite counting ~1M index entries page by page (~5-8 ms).",
-        "* `/stats/usage?group_by=day` reads ~1,000 rollup cells and ~28k histogram rows, computes today "
-        "live (~10k calls joined to their requests), and picks the percentiles in SQL.",
-        "* `group_by=hour` and `group_by=session` are always computed live: a week of calls joined to "
-        "their requests, whose rows are large (the JSON bodies live in them), hence ~0.5 s.",
+        "* `/stats/usage?group_by=day` reads the daily rollups' cells and histogram rows of the past days, "
+        "today's closed hours from the hourly rollups and only the current hour live; the p50/p95 are "
+        "merged from the histograms in Python.",
+        "* `group_by=hour` reads the hourly rollups of a week (~170 hours of cells and histograms) and "
+        "the current hour live; `group_by=model` the daily rollups by model and today live (hourly "
+        "rollups keep no per-model histograms); `group_by=session` is always computed live.",
         "",
     ]
     return "\n".join(lines)
