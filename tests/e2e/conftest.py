@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import requests
-import sqlalchemy as sa
 from llmock.scenarios import Reply
 from llmock.testing import LLMockServer
 
@@ -22,7 +21,6 @@ from app import migrate
 from app.config import PROJECT_ROOT
 from app.db import dispose_engines
 from tests.conftest import _empty_tables
-from tests.faults import TcpProxy
 
 STARTUP_TIMEOUT_S = 90  # generous: a loaded 2-core host takes long to import and fork
 LOG_TAIL_CHARS = 4000
@@ -146,16 +144,6 @@ def answering(upstream: LLMockServer) -> LLMockServer:
     upstream.state.reset()
     upstream.state.scenarios.add(Reply(text="a steady answer from upstream", times=None))
     return upstream
-
-
-@pytest.fixture
-def pg_proxy(pg_url: str) -> Iterator[tuple[TcpProxy, str]]:
-    """(a TCP proxy in front of the test database, emptied; the database's URL through it)."""
-    _empty_tables(pg_url)
-    url = sa.make_url(pg_url)
-    proxy = TcpProxy((url.host, url.port or 5432))
-    yield proxy, url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    proxy.close()
 
 
 @pytest.fixture(

@@ -12,8 +12,6 @@ from app import create_app, migrate
 from app.db import get_engine
 from app.services.audit.drainer import AuditDrainer
 from app.services.audit.segments import status
-from tests.conftest import _empty_tables
-from tests.faults import TcpProxy
 
 pytestmark = pytest.mark.postgres
 
@@ -25,20 +23,10 @@ def database_url(pg_url):
 
 
 @pytest.fixture
-def refusing(pg_url):
-    """A proxy in front of the (emptied) test database, refusing connections; the database's URL through it."""
-    _empty_tables(pg_url)
-    url = sa.make_url(pg_url)
-    proxy = TcpProxy((url.host, url.port or 5432))
+def booted(pg_proxy, make_settings):
+    """(the app of a worker booted while the proxy refused connections, the proxy, a drainer not running)."""
+    proxy, url = pg_proxy
     proxy.set_mode("refuse")
-    yield proxy, url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    proxy.close()
-
-
-@pytest.fixture
-def booted(refusing, make_settings):
-    """(the app of a worker booted during the outage, the proxy, a drainer that is not running)."""
-    proxy, url = refusing
     app = create_app(make_settings(database_url=url))
     gateway = app.extensions["gateway"]
     gateway.drainer = AuditDrainer(gateway.chat.audit, grace_ms=60_000, ready=gateway.deferred)
