@@ -7,16 +7,18 @@ import logging
 import os
 from functools import partial
 
+import sqlalchemy as sa
 from flask import Flask, Response
 
 from app.config import ConfigError, Settings
 from app.db import configure_pool, get_engine
-from app.db.read_only import read_only_for
+from app.db.read_only import force_read_only, read_only_for
 from app.errors import register_error_handlers
 from app.extensions import Gateway
 from app.logs import configure_logging
-from app.migrate import ensure_schema
+from app.migrate import ensure_schema_or_outage
 from app.providers.registry import ProviderRegistry, ProviderSource
+from app.services.admin.deferred_start import live_providers
 from app.services.admin.health import HealthMonitor
 from app.services.admin.live_registry import LiveRegistry
 from app.services.audit.log import AuditLog
@@ -38,14 +40,28 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     configure_logging(settings)
     configure_pool(settings.pool)
-    settings = resolve_read_only(settings)
+    outage = prepare_database(settings)
+    settings = resolve_read_only(settings) if outage is None else settings
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.json.sort_keys = False  # answers pass through in the upstream's key order
-    register_extensions(app, settings)
+    register_extensions(app, settings, outage=outage)
     register_error_handlers(app)
     register_blueprints(app, settings)
     return app
+
+
+def prepare_database(settings: Settings) -> sa.exc.OperationalError | None:
+    """Check (or create) the schema; the error instead when the database cannot be reached now.
+
+    The worker then starts without it: its start-up work is owed (``deferred_start``). A schema
+    behind the code, a database that refuses us (a wrong password) or a bad setting still stop it.
+    """
+    if not settings.enable_persistence:
+        return None
+    if settings.read_only:
+        force_read_only(settings.database_url)  # before the schema check: never create a schema here
+    return ensure_schema_or_outage(settings.database_url)
 
 
 def resolve_read_only(settings: Settings) -> Settings:
@@ -62,20 +78,21 @@ def resolve_read_only(settings: Settings) -> Settings:
     return dataclasses.replace(settings, read_only=True)
 
 
-def register_extensions(app: Flask, settings: Settings) -> None:
+def register_extensions(app: Flask, settings: Settings, *, outage: sa.exc.OperationalError | None = None) -> None:
     audit = None
     indexer = None
+    deferred = None
     registry: ProviderSource
     telemetry = make_telemetry(settings)
-    if settings.enable_persistence:
-        ensure_schema(settings.database_url)
-    if settings.read_only:
+    if settings.read_only and outage is not None:
+        registry = LiveRegistry.without_database(settings.database_url, settings=settings)  # until it answers
+    elif settings.read_only:
         # Nothing recorded, seeded or indexed: the providers as the primary's gateways left them.
         registry = LiveRegistry(get_engine(settings.database_url), settings=settings)
     elif settings.enable_persistence:
-        audit = AuditLog.for_settings(settings, telemetry=telemetry)
         # Providers and the active one live in the database; a change reaches every worker.
-        registry = LiveRegistry.for_url(settings.database_url, settings=settings)
+        registry, deferred = live_providers(settings, outage=outage)
+        audit = AuditLog.for_settings(settings, telemetry=telemetry, healthy=deferred is None)
         if settings.search_indexer:
             indexer = SearchIndexer(settings.database_url)  # started with the worker's other background loops
     else:
@@ -100,7 +117,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
             ),
             prices=settings.model_prices,
         ),
-        indexer=indexer,
+        indexer=indexer, deferred=deferred,
     )
 
 

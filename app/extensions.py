@@ -8,6 +8,7 @@ from flask import current_app
 
 from app.config import Settings
 from app.providers.registry import ProviderSource
+from app.services.admin.deferred_start import DeferredStart
 from app.services.admin.health import HealthMonitor
 from app.services.admin.live_registry import LiveRegistry
 from app.services.audit.drainer import AuditDrainer
@@ -25,6 +26,7 @@ class Gateway:
     telemetry: Telemetry
     drainer: AuditDrainer | None = None
     indexer: SearchIndexer | None = None  # content search's background indexer (SEARCH_INDEXER)
+    deferred: DeferredStart | None = None  # the start-up work owed by a worker booted without its database
 
     def start_background(self) -> None:
         """Start the worker's background loops (gunicorn's post_worker_init): the provider watch, the audit
@@ -32,9 +34,12 @@ class Gateway:
         if isinstance(self.registry, LiveRegistry):
             self.registry.watch()
         if self.chat.audit is not None and self.drainer is None:
-            self.drainer = AuditDrainer(self.chat.audit, grace_ms=self.settings.audit_sweep_grace_ms)
+            self.drainer = AuditDrainer(self.chat.audit, grace_ms=self.settings.audit_sweep_grace_ms,
+                                        ready=self.deferred)
             self.drainer.start()
-        if self.indexer is not None:
+        if self.indexer is not None and self.deferred is not None:
+            self.deferred.then(self.indexer.start)  # once the database has its schema (the drainer's first work)
+        elif self.indexer is not None:
             self.indexer.start()
 
     def stop_background(self) -> None:

@@ -17,9 +17,11 @@ from alembic.script import ScriptDirectory
 from alembic import command
 from app.config import PROJECT_ROOT, ConfigError, Settings
 from app.db import get_engine
-from app.db.read_only import is_read_only, read_only_for
+from app.db.reach import cannot_reach
+from app.db.read_only import force_read_only, is_read_only, read_only_for
 
 log = logging.getLogger(__name__)
+SCHEMA_LOCK_KEY = 0x70726F76  # pg_advisory_lock key (advisory locks are per database): one schema creation at a time
 
 
 class SchemaOutdated(RuntimeError):
@@ -82,10 +84,38 @@ def ensure_schema(url: str) -> str:
     return current
 
 
+def ensure_schema_or_outage(url: str) -> sa.exc.OperationalError | None:
+    """``ensure_schema``, or the error that says the database cannot be reached now (its work is then owed)."""
+    try:
+        ensure_schema(url)
+    except sa.exc.OperationalError as exc:
+        if not cannot_reach(exc):
+            raise
+        return exc
+    return None
+
+
+def outage_line(exc: sa.exc.OperationalError) -> str:
+    """The driver's error on one line, for start-up's warning."""
+    return " ".join(str(exc.orig or exc).split())
+
+
 @contextmanager
 def _schema_lock(url: str):
-    """Serialise first-start schema creation between workers sharing one SQLite file."""
+    """Serialise first-start schema creation between workers sharing one SQLite file or PostgreSQL database.
+
+    On PostgreSQL the workers of a gateway that started during an outage all create it once the server answers.
+    """
     database = sa.make_url(url).database
+    if url.startswith("postgresql"):
+        with get_engine(url).connect() as connection:
+            connection.exec_driver_sql(f"SELECT pg_advisory_lock({SCHEMA_LOCK_KEY})")
+            try:
+                yield
+            finally:
+                connection.exec_driver_sql(f"SELECT pg_advisory_unlock({SCHEMA_LOCK_KEY})")
+                connection.commit()
+        return
     if not url.startswith("sqlite") or not database:
         yield
         return
@@ -128,9 +158,14 @@ def main(argv: list[str] | None = None) -> int:
         elif args[:1] == ["upgrade"]:
             upgrade(settings.database_url)
         else:
-            reason = read_only_for(settings) if settings.enable_persistence else None
-            ensure_schema(settings.database_url)
-            if reason is not None:
+            if settings.read_only:
+                force_read_only(settings.database_url)
+            outage = ensure_schema_or_outage(settings.database_url)
+            if outage is not None:
+                print(f"provider-router: the database cannot be reached ({outage_line(outage)}): starting without "
+                      "it; the workers record calls in the audit journal and check the schema once it answers",
+                      file=sys.stderr)
+            elif (reason := read_only_for(settings) if settings.enable_persistence else None) is not None:
                 print(f"provider-router: read-only instance: the database is {reason}; it serves history and "
                       "dashboard reads and refuses model calls and changes", file=sys.stderr)
             _say_connection_budget(settings, workers=int(os.environ.get("WEB_CONCURRENCY", "2")))

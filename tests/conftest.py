@@ -18,6 +18,7 @@ from app.config import Settings
 from app.db import create_engine, dispose_engines, get_engine
 from app.models import Base, Request
 from app.services.audit.group_commit import stop_all
+from tests.faults import TcpProxy
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -56,6 +57,16 @@ def pg_url(worker_id: str) -> Iterator[str]:
     with admin.connect() as connection:
         connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture
+def pg_proxy(pg_url: str) -> Iterator[tuple[TcpProxy, str]]:
+    """(a TCP proxy in front of the test database, emptied; the database's URL through it)."""
+    _empty_tables(pg_url)
+    url = sa.make_url(pg_url)
+    proxy = TcpProxy((url.host, url.port or 5432))
+    yield proxy, url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    proxy.close()
 
 
 @pytest.fixture(scope="session")

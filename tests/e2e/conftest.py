@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from llmock.scenarios import Reply
 from llmock.testing import LLMockServer
 
 from app import migrate
@@ -134,6 +135,14 @@ def upstream() -> Iterator[LLMockServer]:
 @pytest.fixture
 def fresh_upstream(upstream: LLMockServer) -> LLMockServer:
     upstream.state.reset()
+    return upstream
+
+
+@pytest.fixture
+def answering(upstream: LLMockServer) -> LLMockServer:
+    """The upstream, answering every call with the same text."""
+    upstream.state.reset()
+    upstream.state.scenarios.add(Reply(text="a steady answer from upstream", times=None))
     return upstream
 
 

@@ -48,6 +48,19 @@ def llmock_gateway_env(database_url: str, upstream: LLMockServer, **extra: str) 
     }
 
 
+def gateway_env(database_url: str, upstream: LLMockServer, journal_dir, **extra: str) -> dict[str, str]:
+    """``llmock_gateway_env`` with the audit journal in ``journal_dir`` and time for slow calls."""
+    return llmock_gateway_env(database_url, upstream, AUDIT_JOURNAL_DIR=str(journal_dir), REQUEST_TIMEOUT="20000",
+                              **extra)
+
+
+def database_recovered(base: str) -> bool:
+    """Every worker that answers says its database is fine and nothing waits in the journal."""
+    states = {requests.get(base + "/health", headers={"Connection": "close"}, timeout=5).json()["database"]
+              for _ in range(6)}
+    return states == {"ok"}
+
+
 SWITCH_BOUND_S = 1.0  # a provider switch must reach every worker within this (issue 4)
 WORKERS = 2
 

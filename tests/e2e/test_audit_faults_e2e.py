@@ -12,48 +12,14 @@ import threading
 import time
 
 import pytest
-import requests
-import sqlalchemy as sa
-from llmock.scenarios import Reply
 
 from app import migrate
 from app.db import dispose_engines, get_engine
-from tests.conftest import _empty_tables
 from tests.e2e.calls import assert_each_recorded_once, chat, fire
-from tests.faults import LoopDisk, TcpProxy, sqlite_lock_held, wait_until
+from tests.e2e.helpers import database_recovered, gateway_env
+from tests.faults import LoopDisk, sqlite_lock_held, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("audit-faults")]
-
-
-@pytest.fixture
-def answering(upstream):
-    upstream.state.reset()
-    upstream.state.scenarios.add(Reply(text="a steady answer from upstream", times=None))
-    return upstream
-
-
-def gateway_env(database_url: str, upstream, journal_dir, **extra: str) -> dict[str, str]:
-    return {
-        "DATABASE_URL": database_url, "DEFAULT_PROVIDER": "lm-studio",
-        "LM_STUDIO_BASE_URL": upstream.base_url("openai"), "AUDIT_JOURNAL_DIR": str(journal_dir),
-        "REQUEST_TIMEOUT": "20000", **extra,
-    }
-
-
-def database_recovered(base: str) -> bool:
-    """Every worker that answers says its database is fine and nothing waits in the journal."""
-    states = {requests.get(base + "/health", headers={"Connection": "close"}, timeout=5).json()["database"]
-              for _ in range(6)}
-    return states == {"ok"}
-
-
-@pytest.fixture
-def pg_proxy(pg_url):
-    _empty_tables(pg_url)
-    url = sa.make_url(pg_url)
-    proxy = TcpProxy((url.host, url.port or 5432))
-    yield proxy, url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    proxy.close()
 
 
 @pytest.mark.postgres

@@ -39,6 +39,54 @@ def test_database_behind_head_is_never_changed_silently(make_settings, database_
             connection.execute(sa.text("UPDATE alembic_version SET version_num = :head"), {"head": head})
 
 
+UNREACHABLE_URL = "postgresql+psycopg://postgres@127.0.0.1:1/test"  # nothing listens on port 1: refused
+
+
+def start_check(monkeypatch, tmp_path, url: str) -> int:
+    """``python -m app check`` (gunicorn's on_starting) on ``url``."""
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("AUDIT_JOURNAL_DIR", str(tmp_path / "journal"))
+    return migrate.main(["check"])
+
+
+def test_the_start_check_lets_a_database_that_cannot_be_reached_pass_with_a_warning(monkeypatch, tmp_path, capsys):
+    assert start_check(monkeypatch, tmp_path, UNREACHABLE_URL) == 0
+    said = capsys.readouterr().err
+    assert "the database cannot be reached" in said and "Connection refused" in said
+    assert "starting without it" in said
+
+
+def test_a_worker_starts_while_its_database_cannot_be_reached(make_settings):
+    app = create_app(make_settings(database_url=UNREACHABLE_URL))
+    gateway = app.extensions["gateway"]
+    try:
+        assert gateway.deferred is not None and gateway.chat.audit.healthy is False
+        assert gateway.registry.snapshot().active_name == "lm-studio"
+    finally:
+        gateway.stop_background()
+
+
+@pytest.mark.postgres
+def test_a_database_that_refuses_the_gateway_still_stops_start_up(monkeypatch, tmp_path, capsys, pg_url, make_settings):
+    missing = sa.make_url(pg_url).set(database="no_such_database").render_as_string(hide_password=False)
+    assert start_check(monkeypatch, tmp_path, missing) == 1
+    assert 'database "no_such_database" does not exist' in capsys.readouterr().err
+    with pytest.raises(sa.exc.OperationalError):
+        create_app(make_settings(database_url=missing))
+
+
+def test_the_start_check_stops_on_a_schema_behind_head(monkeypatch, tmp_path, capsys, database_url):
+    head = migrate.current_revision(database_url)
+    with get_engine(database_url).begin() as connection:
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = '0000_older'"))
+    try:
+        assert start_check(monkeypatch, tmp_path, database_url) == 1
+        assert "alembic upgrade head" in capsys.readouterr().err
+    finally:
+        with get_engine(database_url).begin() as connection:
+            connection.execute(sa.text("UPDATE alembic_version SET version_num = :head"), {"head": head})
+
+
 def test_foreign_database_is_refused(make_settings, tmp_path):
     url = f"sqlite:///{tmp_path / 'other.db'}"
     with get_engine(url).begin() as connection:

@@ -142,6 +142,14 @@ def bump_version(connection: Connection) -> None:
     put_setting(connection, CONFIG_VERSION, uuid7())
 
 
+def environment_config(settings: Settings) -> RoutingConfig:
+    """What ``seed`` writes to a new database: the environment's providers, DEFAULT_PROVIDER active."""
+    return RoutingConfig(
+        version=None, providers=tuple(configs_from_settings(settings)), active=settings.default_provider,
+        fallbacks=(), models_cache_s=MODELS_CACHE_SECONDS,
+    )
+
+
 def seed(engine: Engine, settings: Settings) -> bool:
     """On a database never seeded, insert the environment's providers and the active one.
 
@@ -153,7 +161,7 @@ def seed(engine: Engine, settings: Settings) -> bool:
         marker = _insert(connection, _settings).values(key=CONFIG_VERSION, value=uuid7(), updated_at=now)
         if connection.execute(marker.on_conflict_do_nothing().returning(_settings.c.key)).first() is None:
             return False
-        for config in configs_from_settings(settings):
+        for config in environment_config(settings).providers:
             row = {
                 "name": config.name, "type": config.type, "base_url": config.base_url,
                 "api_key_env": config.api_key_env, "default_model": config.default_model,

@@ -8,7 +8,9 @@ the interval plus one reload, with no restart. In a gunicorn worker the check
 runs in a loop of its own (``watch``), so no request ever waits for it and a sick
 database holds up none: requests route by the last view read. Elsewhere (the
 CLI, tests) a request that finds the view stale checks inline; after a failed
-check nobody asks again for a few seconds.
+check nobody asks again for a few seconds. Each version read is also saved on local
+disk (``routing_snapshot``): a worker that boots while the database cannot be reached
+routes by it until the database answers.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from app.db import get_engine
 from app.db.limits import DatabaseTimeout, time_limit
 from app.providers.base import Provider, ProviderConfig
 from app.providers.registry import ProviderRegistry, build_provider
-from app.services.admin.config_store import read_config, read_version, seed
+from app.services.admin.config_store import RoutingConfig, environment_config, read_config, read_version, seed
+from app.services.admin.routing_snapshot import RoutingSnapshot, snapshot_path
 
 log = logging.getLogger(__name__)
 CHECK_INTERVAL_S = 0.5
@@ -44,7 +47,14 @@ class LiveRegistry:
         """Seed a database that never was, then read it."""
         engine = get_engine(url)
         seed(engine, settings)
-        return cls(engine, settings=settings)
+        return cls(engine, settings=settings, snapshot=RoutingSnapshot(snapshot_path(settings.audit_journal_dir)))
+
+    @classmethod
+    def without_database(cls, url: str, *, settings: Settings) -> LiveRegistry:
+        """The database cannot be reached: the providers last read from it (its snapshot), else the environment's."""
+        snapshot = RoutingSnapshot(snapshot_path(settings.audit_journal_dir))
+        return cls(get_engine(url), settings=settings, snapshot=snapshot,
+                   start_from=snapshot.load() or environment_config(settings))
 
     def __init__(
         self,
@@ -54,7 +64,10 @@ class LiveRegistry:
         environ: Mapping[str, str] = os.environ,
         clock: Callable[[], float] = time.monotonic,
         interval_s: float = CHECK_INTERVAL_S,
+        snapshot: RoutingSnapshot | None = None,
+        start_from: RoutingConfig | None = None,
     ) -> None:
+        """Read the database now; with ``start_from``, route by that until the database can be read."""
         self._engine = engine
         self._default_provider = settings.default_provider
         self._default_timeout_s = settings.request_timeout_s
@@ -69,7 +82,13 @@ class LiveRegistry:
         self._failing = False
         self._watching = False
         self._stop = threading.Event()
-        self.reload()
+        self._snapshot = snapshot
+        if start_from is None:
+            self.reload()
+        else:
+            self._apply(start_from)
+            self._failing = True  # said once at start-up; "readable again" follows
+            self._checked_at = self._clock()
 
     def snapshot(self) -> ProviderRegistry:
         """The registry to route this request by: never older than the check interval (plus one check)."""
@@ -123,8 +142,18 @@ class LiveRegistry:
             with self._engine.connect() as connection:
                 self._load(connection)
 
+    @property
+    def version(self) -> str | None:
+        """The ``config_version`` routed by (None: the environment's providers, never read from a database)."""
+        return self._version
+
     def _load(self, connection) -> None:
         config = read_config(connection, default_provider=self._default_provider)
+        self._apply(config)
+        if self._snapshot is not None:
+            self._snapshot.save(config)
+
+    def _apply(self, config: RoutingConfig) -> None:
         built: dict[str, tuple[ProviderConfig, Provider]] = {}
         for provider_config in config.providers:
             if not provider_config.enabled:

@@ -4,7 +4,9 @@ Each tick it writes this worker's heartbeat (which doubles as the probe of a
 database that failed), replays what waits in the journal (its own sealed
 segments and those of dead processes on this host, oldest first, in short
 transactions), and every few seconds ends the calls of workers that died. While
-the database fails it backs off, up to ``MAX_BACKOFF_S`` between probes.
+the database fails it backs off, up to ``MAX_BACKOFF_S`` between probes. A
+worker that booted without its database passes ``ready``: the start-up work it
+owes, tried each tick until it is done, before anything is written or replayed.
 Started by gunicorn's ``post_worker_init`` hook, stopped at the worker's exit.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from app.services.audit.connection import Transactions
@@ -38,8 +41,9 @@ DRAIN_SLICE_S = 0.25  # replaying at most this long a tick, so the hot path keep
 class AuditDrainer:
     """Heartbeat, replay and sweep for one AuditLog, on a thread (a greenlet under gevent)."""
 
-    def __init__(self, audit: AuditLog, *, grace_ms: int) -> None:
+    def __init__(self, audit: AuditLog, *, grace_ms: int, ready: Callable[[], bool] | None = None) -> None:
         self.audit = audit
+        self.ready = ready
         self.tx = Transactions(audit.engine, wait_s=audit.write_timeout_s)
         self.replayer = Replayer(self.tx, audit.sql, audit.journal)
         self.sweeper = Sweeper(
@@ -84,6 +88,12 @@ class AuditDrainer:
         # Every process's share of the journal, for the size cap (counted even while the database is away).
         self.audit.journal.recount(total_bytes(self.audit.journal.directory))
         self.audit.metrics.audit_state(database_up=self.audit.healthy, journal_bytes=self.audit.journal.total_bytes)
+        if self.ready is not None:
+            if not self.ready():
+                self._failing = True
+                self._backoff = min(self._backoff * 2, MAX_BACKOFF_S)
+                return False
+            self.ready = None
         if not self.audit.healthy or now >= self._next_beat:
             if not self._beat(now):
                 return False

@@ -53,9 +53,9 @@ class AuditLog:
     """Writes the audit trail of calls to one database, or to the journal while it cannot take them."""
 
     @classmethod
-    def for_settings(cls, settings: Settings, *, telemetry: Telemetry | None = None) -> AuditLog:
+    def for_settings(cls, settings: Settings, *, telemetry: Telemetry | None = None, healthy: bool = True) -> AuditLog:
         return cls.for_url(
-            settings.database_url, session_timeout_ms=settings.session_timeout_ms, telemetry=telemetry,
+            settings.database_url, session_timeout_ms=settings.session_timeout_ms, telemetry=telemetry, healthy=healthy,
             journal_dir=settings.audit_journal_dir, journal_max_bytes=settings.audit_journal_max_bytes,
             failure_mode=settings.audit_failure_mode, write_timeout_s=settings.audit_write_timeout_s,
         )
@@ -69,6 +69,7 @@ class AuditLog:
     def __init__(
         self, engine: Engine, *, session_timeout_ms: int, journal_dir: Path, journal_max_bytes: int = 1 << 30,
         failure_mode: str = "open", write_timeout_s: float | None = None, telemetry: Telemetry | None = None,
+        healthy: bool = True,
     ) -> None:
         self.engine = engine
         self.telemetry = telemetry or Telemetry.off()
@@ -83,9 +84,9 @@ class AuditLog:
             target=engine.url.render_as_string(hide_password=True),
         )
         self.journal.open()
-        # False while the database is unusable: records go straight to the journal until the
-        # drainer finds it writable again (no call waits for a write that is bound to fail).
-        self.healthy = True
+        # False while the database is unusable (from boot, when it could not be reached then): records go
+        # straight to the journal until the drainer finds it writable again (no call waits for a doomed write).
+        self.healthy = healthy
         self.counts = {"journaled": 0, "dead_letters": 0, "unrecorded": 0}
         self.open_calls: dict[str, int] = {}  # request id -> when it started, for this process's calls
         self._status = CachedStatus(self.journal.directory)
