@@ -6,8 +6,12 @@ checks what only a browser can: scripts allowed by the CSP, keyboard, live tail,
 
 from __future__ import annotations
 
+import json
 import re
+from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -115,7 +119,8 @@ def test_keyboard_opens_a_call_and_the_call_page_shows_the_conversation(gateway,
     assert roles[:2] == ["system", "user"] and roles[-1] == "assistant"
     assert "invoice is overdue" in page.locator(".thread").inner_text()
     curl = page.locator("#curl").inner_text()
-    assert curl.startswith("curl -sS http://127.0.0.1") and "Authorization" not in curl
+    assert curl.startswith("curl -sS http://127.0.0.1") and "/v1/chat/completions" in curl
+    assert 'Authorization: Bearer $OPENAI_API_KEY"' in curl  # for the shell to fill in, never a key
     page.click("summary:has-text(\"Client's request\")")
     assert '"messages"' in page.locator("#raw-request").inner_text()
     assert page.locator("#prev-call, #next-call").count() >= 1
@@ -140,6 +145,27 @@ def test_session_reads_as_one_chat_and_downloads_as_json(gateway, page):
     with page.expect_download() as download:
         page.click("text=Download JSON")
     assert download.value.suggested_filename == "session.json"
+    calls = json.loads(Path(download.value.path()).read_text())["data"]
+    assert [call["openai_request"]["messages"][-1]["content"] for call in calls] == [
+        "Translate to French: the invoice is overdue", "Перевести: счёт просрочен",
+    ]
+
+
+def test_times_show_in_the_viewers_zone_with_utc_on_hover(gateway, chromium):
+    """The server writes UTC; the page shows each time in the browser's zone and keeps UTC in the title."""
+    call = requests.get(f"{gateway}/v1/requests", params={"session_id": "thread-2"}, timeout=5).json()["data"][0]
+    ms = call["timestamp"]
+    context = chromium.new_context(timezone_id="Asia/Kolkata", locale="en-GB")  # UTC+05:30, no summer time
+    try:
+        page = context.new_page()
+        page.goto(f"{gateway}/ui/calls/{call['id']}")
+        shown = page.locator("main time[datetime]").first
+        local = datetime.fromtimestamp(ms / 1000, ZoneInfo("Asia/Kolkata"))
+        assert shown.inner_text() == local.strftime("%d/%m/%Y, %H:%M:%S")
+        utc = datetime.fromtimestamp(ms / 1000, UTC)
+        assert shown.get_attribute("title") == utc.strftime("%Y-%m-%d %H:%M:%S") + " UTC"
+    finally:
+        context.close()
 
 
 def test_switching_the_active_provider(gateway, page):
