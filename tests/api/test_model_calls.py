@@ -239,6 +239,15 @@ def test_previous_response_id_must_be_a_response_the_gateway_answered(client, up
     assert not upstream.calls
 
 
+def test_an_input_role_that_is_not_a_string_is_a_400_for_a_chat_only_provider(client, upstream, rows):
+    """Translated through chat, the item's role is looked up: a list there was a TypeError (a 500)."""
+    reply = client.post("/v1/responses", json={"model": "chatonly/m", "input": [{"role": ["user"], "content": "hi"}]})
+    assert reply.status_code == 400
+    error = reply.get_json()["error"]
+    assert (error["type"], error["param"]) == ("invalid_request_error", "input[0].role")
+    assert not upstream.calls
+
+
 @pytest.mark.parametrize(("path", "body", "param"), [
     ("/v1/embeddings", {"model": "full/e"}, "input"),
     ("/v1/embeddings", {"model": "full/e", "input": []}, "input"),

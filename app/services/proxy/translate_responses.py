@@ -69,7 +69,7 @@ def items_to_messages(items: list[dict[str, Any]], *, lenient: bool = False) -> 
     for index, item in enumerate(items):
         kind = item.get("type", "message")
         if kind == "message":
-            role = _ROLES.get(item.get("role"))
+            role = _ROLES.get(item["role"]) if isinstance(item.get("role"), str) else None
             if role is None and not lenient:
                 raise _unsupported(f"input[{index}].role", f"role {item.get('role')!r}")
             content = item.get("content") if lenient else _content(item.get("content"), f"input[{index}].content")
@@ -164,11 +164,19 @@ def item_messages_back(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     """Output items as the input items that continue a conversation (``previous_response_id``)."""
     for item in items:
         if item.get("type") == "message":
-            text = "".join(part.get("text", "") for part in item.get("content") or () if isinstance(part, dict))
-            yield {"type": "message", "role": item.get("role", "assistant"), "content": text}
+            yield {"type": "message", "role": item.get("role", "assistant"),
+                   "content": _output_text(item.get("content"))}
         elif item.get("type") == "function_call":
             yield {"type": "function_call", "call_id": item.get("call_id"), "name": item.get("name"),
                    "arguments": item.get("arguments", "")}
+
+
+def _output_text(content: Any) -> str:
+    """An output message's text: its parts' text joined (a recorded answer may hold a string, or nothing)."""
+    if isinstance(content, str):
+        return content
+    parts = content if isinstance(content, list) else ()
+    return "".join(str(part.get("text") or "") for part in parts if isinstance(part, dict))
 
 
 def _content(content: Any, param: str) -> Any:

@@ -87,7 +87,8 @@ def vectors_of(body: Any) -> tuple[int, int | None] | None:
         return None
     summary = body.get("embeddings")
     if isinstance(summary, dict):
-        return int(summary.get("count") or 0), summary.get("dimensions")
+        count, dimensions = summary.get("count"), summary.get("dimensions")
+        return (count if isinstance(count, int) else 0), (dimensions if isinstance(dimensions, int) else None)
     if not isinstance(body.get("data"), list):
         return None
     data = [item for item in body["data"] if isinstance(item, dict)]
