@@ -31,7 +31,7 @@ def input_items(body: dict[str, Any]) -> list[dict[str, Any]]:
     raw = body.get("input")
     if isinstance(raw, str):
         return [{"type": "message", "role": "user", "content": raw}]
-    return [item for item in raw or () if isinstance(item, dict)]
+    return [item for item in raw if isinstance(item, dict)] if isinstance(raw, list) else []
 
 
 def to_chat(body: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:

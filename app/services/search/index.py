@@ -74,10 +74,19 @@ def index_batch(
                 .join(Response, Response.request_id == Request.id)
                 .where(Request.id.in_([row.request_id for row in pending]))
             ).all()
-        docs = [{"request_id": row.id, "body": document(row.openai_request, row.openai_response)} for row in bodies]
+        docs = [{"request_id": row.id, "body": _text(row)} for row in bodies]
         for start in range(0, len(docs), write_chunk):
             _insert(engine, docs[start:start + write_chunk])
     return len(docs), max(after, pending[-1].id)
+
+
+def _text(row) -> str:
+    """A call's document; one whose bodies cannot be read is logged and indexed empty, so the index goes on."""
+    try:
+        return document(row.openai_request, row.openai_response)
+    except Exception:  # noqa: BLE001 - else its batch would fail again on every pass, and no later call be indexed
+        log.exception("call %s: its text could not be read; indexed without text", row.id)
+        return ""
 
 
 def _insert(engine: Engine, docs: list[dict]) -> None:

@@ -8,6 +8,8 @@ particular one: what a native provider or an imported database may have stored.
 
 from __future__ import annotations
 
+import os
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -49,7 +51,7 @@ RESPONSES = st.one_of(
 )
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "600")), deadline=None)
 @given(request=REQUESTS, response=RESPONSES)
 def test_any_recorded_body_reads_as_text(request, response):
     assert isinstance(document(request, response), str)
