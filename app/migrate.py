@@ -6,6 +6,7 @@ import fcntl
 import logging
 import os
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from app.db.read_only import force_read_only, is_read_only, read_only_for
 
 log = logging.getLogger(__name__)
 SCHEMA_LOCK_KEY = 0x70726F76  # pg_advisory_lock key (advisory locks are per database): one schema creation at a time
+SCHEMA_LOCK_RETRY_S = 0.2
 
 
 class SchemaOutdated(RuntimeError):
@@ -55,26 +57,19 @@ def downgrade(url: str, revision: str = "base") -> None:
 
 
 def ensure_schema(url: str) -> str:
-    """Create a fresh database's schema; refuse to touch one that is behind head."""
+    """Create a fresh database's schema; refuse to touch one that is behind head.
+
+    Only a database without a revision takes the creation lock (and looks again under it): the
+    usual start, of a database at head, holds no lock and one connection at a time.
+    """
     head = head_revision(url)
-    with _schema_lock(url):
-        current = current_revision(url)
-        if current is None:
-            if is_read_only(get_engine(url)):
-                raise SchemaOutdated(
-                    "the database is read-only and holds no provider-router schema: start a gateway on the "
-                    "primary first (it creates the schema), then this one on its replica"
-                )
-            tables = set(sa.inspect(get_engine(url)).get_table_names())
-            if tables - {"alembic_version"}:
-                raise SchemaOutdated(
-                    f"the database holds tables ({', '.join(sorted(tables))}) but no Alembic "
-                    "revision: it is not a provider-router database, or it predates Alembic; "
-                    "use `provider-cli import` for an original gateway database"
-                )
-            log.info("new database: creating the schema (revision %s)", head)
-            upgrade(url)
-            return head or ""
+    current = current_revision(url)
+    if current is None:
+        with _schema_lock(url):
+            current = current_revision(url)
+            if current is None:
+                _create_schema(url, head)
+                return head or ""
     if current != head:
         raise SchemaOutdated(
             f"the database schema is at revision {current}, the code needs {head}: "
@@ -82,6 +77,23 @@ def ensure_schema(url: str) -> str:
             + (" on the primary" if is_read_only(get_engine(url)) else "")
         )
     return current
+
+
+def _create_schema(url: str, head: str | None) -> None:
+    if is_read_only(get_engine(url)):
+        raise SchemaOutdated(
+            "the database is read-only and holds no provider-router schema: start a gateway on the "
+            "primary first (it creates the schema), then this one on its replica"
+        )
+    tables = set(sa.inspect(get_engine(url)).get_table_names())
+    if tables - {"alembic_version"}:
+        raise SchemaOutdated(
+            f"the database holds tables ({', '.join(sorted(tables))}) but no Alembic "
+            "revision: it is not a provider-router database, or it predates Alembic; "
+            "use `provider-cli import` for an original gateway database"
+        )
+    log.info("new database: creating the schema (revision %s)", head)
+    upgrade(url)
 
 
 def ensure_schema_or_outage(url: str) -> sa.exc.OperationalError | None:
@@ -109,7 +121,11 @@ def _schema_lock(url: str):
     database = sa.make_url(url).database
     if url.startswith("postgresql"):
         with get_engine(url).connect() as connection:
-            connection.exec_driver_sql(f"SELECT pg_advisory_lock({SCHEMA_LOCK_KEY})")
+            # Tried, not waited for: a waiter ends its transaction between tries, so that behind
+            # PgBouncer (transaction pooling) it holds no server connection the creator may need.
+            while not connection.exec_driver_sql(f"SELECT pg_try_advisory_lock({SCHEMA_LOCK_KEY})").scalar():
+                connection.rollback()
+                time.sleep(SCHEMA_LOCK_RETRY_S)
             try:
                 yield
             finally:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from app import create_app, migrate
-from app.db import get_engine
+from app.config import PROJECT_ROOT
+from app.db import dispose_engines, get_engine
 from app.models import Base
 from app.models.search import include_name
 
@@ -125,3 +129,35 @@ def test_downgrade_from_0002_restores_0001_exactly(tmp_path):
     migrate.downgrade(round_trip, "0001")
     assert _shape(round_trip) == _shape(fresh)
     assert {"providers", "attempts"}.isdisjoint(_shape(round_trip))
+
+
+@pytest.mark.postgres
+def test_workers_creating_a_new_postgresql_schema_at_once_create_it_once(pg_url):
+    """The workers of a gateway started during an outage all find the new database empty when it answers."""
+    url = sa.make_url(pg_url)
+    name = f"{url.database}_race"
+    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    fresh = url.set(database=name).render_as_string(hide_password=False)
+    code = (
+        "import logging, sys\n"
+        "logging.basicConfig(level=logging.INFO, stream=sys.stderr, format='%(message)s')\n"
+        "from app import migrate\n"
+        "print(migrate.ensure_schema(sys.argv[1]))\n"
+    )
+    try:
+        children = [subprocess.Popen([sys.executable, "-c", code, fresh], cwd=PROJECT_ROOT, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
+        outputs = [child.communicate(timeout=120) for child in children]
+        assert [child.returncode for child in children] == [0] * 4, outputs
+        head = migrate.head_revision(fresh)
+        assert [out.strip() for out, _ in outputs] == [head] * 4
+        assert sum("new database: creating the schema" in err for _, err in outputs) == 1
+        assert migrate.current_revision(fresh) == head
+    finally:
+        dispose_engines()
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
