@@ -107,9 +107,9 @@ def ensure_schema_or_outage(url: str) -> sa.exc.OperationalError | None:
     return None
 
 
-def outage_line(exc: sa.exc.OperationalError) -> str:
+def outage_line(exc: BaseException) -> str:
     """The driver's error on one line, for start-up's warning."""
-    return " ".join(str(exc.orig or exc).split())
+    return " ".join(str(getattr(exc, "orig", None) or exc).split())
 
 
 @contextmanager

@@ -22,6 +22,9 @@ TRANSIENT_FATALS = (
     "remaining connection slots are reserved",
 )
 
+# Refusals that come before any "FATAL:" line, from the client's side of TLS: settings to fix, not an outage.
+PERMANENT = ("SSL", "certificate", "sslmode")
+
 
 def cannot_reach(exc: BaseException) -> bool:
     """True when ``exc`` says the server cannot be reached now (as opposed to refusing us for good)."""
@@ -32,4 +35,6 @@ def cannot_reach(exc: BaseException) -> bool:
     if type(exc.orig).__module__.startswith("sqlite3"):
         return False  # a local file: nothing to wait for
     message = str(exc.orig)
+    if any(text in message for text in PERMANENT):
+        return False
     return "FATAL:" not in message or any(text in message for text in TRANSIENT_FATALS)

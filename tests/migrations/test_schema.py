@@ -79,6 +79,20 @@ def test_a_database_that_refuses_the_gateway_still_stops_start_up(monkeypatch, t
         create_app(make_settings(database_url=missing))
 
 
+@pytest.mark.postgres
+def test_a_tls_setting_the_server_cannot_meet_still_stops_start_up(monkeypatch, tmp_path, capsys, pg_url):
+    """Refused by the client's own TLS settings (no "FATAL:" from the server): a setting to fix, not an outage."""
+    url = sa.make_url(pg_url)
+    with get_engine(pg_url).connect() as connection:
+        ssl = connection.exec_driver_sql("SHOW ssl").scalar()
+    query = {"sslmode": "require"} if ssl == "off" else {
+        "sslmode": "verify-full", "sslrootcert": str(tmp_path / "none")}
+    strict = url.set(query=query).render_as_string(hide_password=False)
+    assert start_check(monkeypatch, tmp_path, strict) == 1
+    said = capsys.readouterr().err
+    assert "SSL" in said or "certificate" in said
+
+
 def test_the_start_check_stops_on_a_schema_behind_head(monkeypatch, tmp_path, capsys, database_url):
     head = migrate.current_revision(database_url)
     with get_engine(database_url).begin() as connection:

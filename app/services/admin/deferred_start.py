@@ -92,6 +92,9 @@ class DeferredStart:
             if not cannot_reach(exc):
                 self._say(f"the database refuses this gateway: {outage_line(exc)}")
             return False
+        except sa.exc.SQLAlchemyError as exc:  # e.g. no privilege to create the schema: the operator's to fix
+            self._say(f"the start-up work failed: {outage_line(exc)}")
+            return False
         self.done = True
         log.warning("database reachable: schema checked, providers read from it; replaying the audit journal")
         for action in self._then:

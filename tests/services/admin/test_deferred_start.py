@@ -95,3 +95,26 @@ def test_an_outdated_schema_found_after_the_outage_keeps_the_journal(booted, pg_
     drainer.tick()
     assert recorded(pg_url) == (1, 1)
     assert status(audit.journal.directory).records == 0
+
+
+def test_owed_work_that_fails_otherwise_is_said_once_and_keeps_the_journal(booted, pg_url, caplog):
+    """Not an outage, not an old schema: any other database error (here the providers' table gone) is
+    logged once, without a traceback, and tried again; the calls wait in the journal."""
+    app, proxy, drainer = booted
+    audit = app.extensions["gateway"].chat.audit
+    chat(app, "during the outage")
+    with get_engine(pg_url).begin() as connection:
+        connection.execute(sa.text("ALTER TABLE providers RENAME TO providers_away"))
+    try:
+        proxy.set_mode("pass")
+        with caplog.at_level(logging.ERROR):
+            for _ in range(3):
+                assert drainer.tick() is False
+        assert caplog.text.count("DATABASE NOT READY (the start-up work failed") == 1
+        assert "providers" in caplog.text and "Traceback" not in caplog.text
+        assert (status(audit.journal.directory).records, recorded(pg_url)) == (2, (0, 0))
+    finally:
+        with get_engine(pg_url).begin() as connection:
+            connection.execute(sa.text("ALTER TABLE providers_away RENAME TO providers"))
+    drainer.tick()
+    assert recorded(pg_url) == (1, 1)
