@@ -16,31 +16,34 @@ from app.services.history.records import get_request, resolve_request_id
 from app.services.search.text import answer_of, messages_of, text_of, tool_calls_of, vectors_note
 
 FOLD_CHARS = 600  # system prompts longer than this start folded
-# Request fields that hold a credential, by name (any case, "-" as "_"), at any depth: a name that
-# merely contains "key" or "token" (max_tokens, prompt_cache_key) is a parameter of the call.
-_SECRET_FIELDS = frozenset({
-    "secret", "password", "passwd", "authorization", "cookie", "token", "access_token", "refresh_token",
-    "id_token", "auth_token", "x_auth_token", "bearer_token", "private_key",
-})
-_SECRET_ENDINGS = ("api_key", "apikey", "_secret", "_password")  # openai_api_key, client_secret, ...
+# Request fields that hold a credential, by name (any case, "-" as "_"), at any depth. A name that
+# merely holds "key" or "token" in the middle or in the plural (max_tokens) is a parameter of the call.
+_SECRET_FIELDS = frozenset({"key", "token", "cookie", "passwd", "bearer"})
+_SECRET_ENDINGS = ("_key", "apikey", "_token", "_secret", "_password", "_credential", "_credentials")
+_SECRET_PARTS = ("secret", "password", "authorization", "credential", "api_key", "apikey")
+_PARAMETERS = frozenset({"prompt_cache_key"})  # OpenAI request parameters whose names look like credentials
 
 
 def _secret(name: Any) -> bool:
     name = str(name).lower().replace("-", "_")
-    return name in _SECRET_FIELDS or name.endswith(_SECRET_ENDINGS)
+    if name in _PARAMETERS:
+        return False
+    return name in _SECRET_FIELDS or name.endswith(_SECRET_ENDINGS) or any(part in name for part in _SECRET_PARTS)
 
 
 def _without_secrets(value: Any) -> Any:
     """``value`` with every credential field dropped, in nested objects and lists too.
 
-    A JSON Schema's ``properties`` (a tool's parameters) name fields, they hold no values: kept whole.
+    A JSON Schema's ``properties`` (a tool's parameters, a response format: beside ``"type":
+    "object"``) name fields, they hold no values: kept whole.
     """
     if isinstance(value, list):
         return [_without_secrets(item) for item in value]
     if not isinstance(value, dict):
         return value
+    schema = value.get("type") == "object"
     return {
-        key: item if key == "properties" else _without_secrets(item)
+        key: item if key == "properties" and schema else _without_secrets(item)
         for key, item in value.items() if not _secret(key)
     }
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shlex
 
+import pytest
+
 from app.api.ui.call import curl_command
 from app.api.ui.format import change, duration
 from app.services.history.diff import Piece, words_diff
@@ -40,6 +42,23 @@ def test_curl_keeps_every_parameter_and_drops_only_credentials_at_any_depth():
         "metadata": {"team": "ops"},
         "tools": body["tools"],  # a schema's property named password is a name, not a credential
     }
+
+
+@pytest.mark.parametrize("name", [
+    "api_token", "x-api-token", "hf_token", "secret_key", "aws_secret_access_key", "Proxy-Authorization",
+    "credentials", "Ocp-Apim-Subscription-Key", "apiKey", "x-api-key", "key", "bearer", "github_pat_password",
+])
+def test_curl_drops_credentials_by_any_usual_name(name):
+    body = {"model": "m", "extra_headers": {name: "sk-leak"}, "metadata": {"properties": {name: "sk-leak"}}}
+    assert "sk-leak" not in curl_command(body, "http://gw:8000/", "/v1/responses")
+
+
+@pytest.mark.parametrize("name", [
+    "max_tokens", "max_completion_tokens", "max_output_tokens", "prompt_cache_key", "top_logprobs", "logit_bias",
+    "service_tier", "store", "reasoning_effort", "safety_identifier", "user",
+])
+def test_curl_keeps_openai_parameters_whose_names_look_alike(name):
+    assert f'"{name}":1' in curl_command({"model": "m", name: 1}, "http://gw:8000/", "/v1/chat/completions")
 
 
 def test_words_diff_marks_only_what_changed():
