@@ -23,7 +23,7 @@ from app.schemas.history import RequestListArgs
 from app.services.history import calls as call_views
 from app.services.history import export, records
 from app.services.history.matching import SEARCH_COUNT_CAP
-from app.services.history.paging import PageRequest
+from app.services.history.paging import Cursor, PageRequest
 from app.services.history.records import Filters
 
 FILTERS = (
@@ -36,7 +36,7 @@ TAIL_LIMIT = 50
 # row with an earlier timestamp (by another worker, in a later group commit) still appears.
 TAIL_OVERLAP_MS = 10_000
 _ID = re.compile(r"[0-9]{1,18}")
-_SINCE = re.compile(r"([0-9]{1,18})\.[0-9]{1,18}")
+_SINCE = re.compile(r"([0-9]{1,18})\.([0-9]{1,18})")
 
 
 def filter_args() -> dict[str, str]:
@@ -83,7 +83,7 @@ def calls_tail():
     pending = _pending(request.args.get("pending", ""))
     filters = _load(filter_args())["filters"]
     recent = records.list_requests(
-        db(), filters=replace(filters, start_ms=max(since - TAIL_OVERLAP_MS, filters.start_ms or 0)),
+        db(), filters=replace(filters, start_ms=max(since[0] - TAIL_OVERLAP_MS, filters.start_ms or 0)),
         page=PageRequest(limit=TAIL_LIMIT),
     ).items
     ended = []
@@ -92,14 +92,33 @@ def calls_tail():
         ended = [call for call in asked.items if call.response is not None]
     rows = {call.id: call for call in [*recent, *ended]}.values()
     newest_first = sorted(rows, key=lambda call: (call.timestamp, call.id), reverse=True)
-    return render_template("ui/call_rows.html", rows=_rows(newest_first))
+    return render_template("ui/call_rows.html", rows=_rows(newest_first), gap=_gap(filters, since, recent))
 
 
-def _since(text: str) -> int:
-    """The timestamp of ``<timestamp>.<id>``."""
+def _gap(filters: Filters, since: tuple[int, int], recent: list) -> dict[str, Any] | None:
+    """Where more calls arrived between two polls than one poll shows: the unshown run, as a link to them.
+
+    The poll shows the newest TAIL_LIMIT; when calls newer than the newest shown before lie beyond
+    them, the page says so in their place (a row linking to exactly those calls), never silently.
+    """
+    if len(recent) < TAIL_LIMIT or (recent[-1].timestamp, recent[-1].id) <= since:
+        return None
+    oldest = recent[-1]
+    before_it = records.list_requests(
+        db(), filters=replace(filters, start_ms=max(since[0], filters.start_ms or 0)),
+        page=PageRequest(limit=1, after=Cursor(kind="requests", sort_value=oldest.timestamp, tiebreak=oldest.id)),
+    ).items
+    if not before_it or (before_it[0].timestamp, before_it[0].id) <= since:
+        return None
+    return {"since": f"{oldest.timestamp}.{oldest.id}", "id": oldest.id,
+            "args": {**filter_args(), "start_date": since[0], "end_date": oldest.timestamp}}
+
+
+def _since(text: str) -> tuple[int, int]:
+    """``(timestamp, id)`` of ``<timestamp>.<id>``."""
     if not (found := _SINCE.fullmatch(text)):
         raise InvalidRequest("Invalid 'since': the timestamp and id of the newest row shown.", param="since")
-    return int(found[1])
+    return int(found[1]), int(found[2])
 
 
 def _pending(text: str) -> tuple[int, ...]:

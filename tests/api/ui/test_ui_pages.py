@@ -10,7 +10,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from app.api.ui.calls import TAIL_OVERLAP_MS
+from app.api.ui.calls import TAIL_LIMIT, TAIL_OVERLAP_MS
 from app.api.ui.sessions import THREAD_LIMIT
 from app.models import Attempt, Request, Response, now_ms
 from app.services.search.indexer import SearchIndexer
@@ -101,6 +101,24 @@ def test_the_tail_shows_a_call_committed_late_with_an_earlier_timestamp(client, 
     tail = html(client, f"/ui/calls/tail?since={since}")
     assert tail.index(f'id="call-{shown.id}"') < tail.index(f'id="call-{late.id}"')
     assert f'id="call-{too_late.id}"' not in tail  # the overlap is bounded
+
+
+def test_more_calls_between_two_polls_than_a_poll_shows_leave_a_row_that_leads_to_them(client, db_session):
+    now = now_ms()
+    s = make_session(db_session, "tail/burst", created_at=now - MINUTE)
+    shown = make_call(db_session, s, timestamp=now - 5_000)
+    burst = make_calls(db_session, s, timestamps=[now - 4_000 + 50 * n for n in range(TAIL_LIMIT + 12)])
+    db_session.commit()
+    tail = html(client, f"/ui/calls/tail?since={shown.timestamp}.{shown.id}&session_id=tail/burst")
+    listed = [int(n) for n in re.findall(r'<tr id="call-(\d+)"', tail)]
+    assert listed == burst[:-TAIL_LIMIT - 1:-1]  # the newest, newest first
+    gap = re.search(r'<tr id="gap-(\d+)" class="gap" data-since="(\d+)\.(\d+)" data-href="([^"]+)"', tail)
+    assert gap and int(gap[1]) == listed[-1] == int(gap[3])  # placed just after the oldest row shown
+    unshown = html(client, gap[4].replace("&amp;", "&"))
+    assert sorted(int(n) for n in re.findall(r'<tr id="call-(\d+)"', unshown)) == [shown.id, *burst[:12], listed[-1]]
+    # Once caught up (the page's newest is the burst's newest), no gap is claimed.
+    caught_up = html(client, f"/ui/calls/tail?since={now - 4_000 + 50 * (TAIL_LIMIT + 11)}.{burst[-1]}")
+    assert 'class="gap"' not in caught_up
 
 
 def test_a_pending_row_of_the_tail_turns_into_the_ended_call(client, db_session):

@@ -11,9 +11,10 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.orm import Session
 
+from app.api.ui.calls import TAIL_LIMIT
 from app.db import get_engine
 from app.models import now_ms
-from tests.factories import answer_call, make_call, make_session
+from tests.factories import answer_call, make_call, make_calls, make_session
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
 
@@ -57,3 +58,28 @@ def test_a_pending_row_ends_in_place_and_a_late_commit_goes_where_its_time_is(ga
     assert _shown_ids(page) == [newest.id, late.id, streaming.id]
     assert page.locator(f"#call-{streaming.id}").get_attribute("class") == "selected"
     assert page.console_errors == [], page.console_errors
+
+
+def test_a_burst_past_what_a_poll_shows_leaves_a_row_that_leads_to_the_rest(gateway, db, page):
+    now = now_ms()
+    s = make_session(db, "tail-burst", created_at=now - 600_000)
+    first = make_call(db, s, timestamp=now - 9_000)
+    db.commit()
+    page.goto(gateway + "/ui/calls?live=1&session_id=tail-burst")
+    assert _shown_ids(page) == [first.id]
+
+    burst = make_calls(db, s, timestamps=[now - 8_000 + 10 * n for n in range(TAIL_LIMIT + 5)])
+    db.commit()
+    page.wait_for_selector("#rows tr.gap", timeout=15_000)
+    rows = page.locator("#rows tr").evaluate_all("rows => rows.map(r => r.id)")
+    newest = [f"call-{n}" for n in burst[:-TAIL_LIMIT - 1:-1]]
+    assert rows == [*newest, f"gap-{burst[5]}", f"call-{first.id}"]  # the gap where the 5 unshown calls are
+    page.click("#rows tr.gap a")
+    page.wait_for_url(lambda url: "start_date=" in url)
+    listed = {int(row_id.removeprefix("call-")) for row_id in _shown_ids_of(page)}
+    assert set(burst[:6]) | {first.id} <= listed
+    assert page.console_errors == [], page.console_errors
+
+
+def _shown_ids_of(page) -> list[str]:
+    return page.locator("#rows tr[id^='call-']").evaluate_all("rows => rows.map(r => r.id)")
