@@ -7,7 +7,8 @@ worker); each record is framed with its length and a CRC32, so the torn last
 record of a killed process is found and left out; and it shares nothing with the
 database that is failing (its lock, its busy handler, its full file).
 
-One directory per database (``AUDIT_JOURNAL_DIR``):
+One directory per database (``AUDIT_JOURNAL_DIR``; its claim and a worker's ``.alive``
+and ``.unrecorded`` are ``claim.py``'s):
 
 - ``TARGET``: the database these records belong to; never replayed into another.
 - ``<worker>.alive``: locked (``flock``) by a live gateway process for its lifetime.
@@ -30,6 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from app.services.audit.claim import DirectoryClaim
 from app.services.audit.disk import fsync
 
 log = logging.getLogger(__name__)
@@ -40,13 +42,7 @@ SEGMENT_BYTES = 64 << 20  # a segment is sealed (and can be replayed) past this 
 # Less room than this (under the cap, free on its disk): the journal counts as unusable (/health/ready).
 ROOM_FOR_A_CALL = 4096
 MIN_FREE_BYTES = 1 << 20
-COUNTER_WIDTH = 20  # digits of a counter file, rewritten in place (no new block on a full disk)
-TARGET_FILE = "TARGET"
 DEAD_DIR = "dead"
-
-
-class JournalMismatch(RuntimeError):
-    """The journal directory belongs to another database."""
 
 
 def frame(record: dict[str, Any]) -> bytes:
@@ -91,7 +87,6 @@ class Journal:
     def __init__(self, directory: Path, *, worker_id: str, target: str, max_bytes: int) -> None:
         self.directory = Path(directory)
         self.worker_id = worker_id
-        self.target = target
         self.max_bytes = max_bytes
         self._mutex = threading.Lock()
         self._fd: int | None = None  # the active segment, locked while we write it
@@ -103,35 +98,14 @@ class Journal:
         self._syncing = False
         self._sync_round = threading.Event()
         self._background_sync = False
-        self._alive: int | None = None
-        self._unrecorded_fd: int | None = None
-        self.unrecorded = 0
+        self._claim = DirectoryClaim(self.directory, worker_id=worker_id, target=target)
         self.counted_bytes = 0  # what the directory's files held when last counted (every process's)
         self.own_bytes = 0  # what this process appended since then
 
     def open(self) -> None:
         """Create the directory, claim it for our database, and hold our liveness lock."""
         (self.directory / DEAD_DIR).mkdir(parents=True, exist_ok=True)
-        target_file = self.directory / TARGET_FILE
-        # Written aside, then linked into place: the workers of a first start claim the directory
-        # at once, and one must never read the claim half written (an empty TARGET: a mismatch).
-        written = self.directory / f".{TARGET_FILE}.{self.worker_id}.{os.getpid()}"
-        written.write_text(self.target + "\n")
-        try:
-            os.link(written, target_file)
-        except FileExistsError:
-            found = target_file.read_text().strip()
-            if found != self.target:
-                raise JournalMismatch(
-                    f"the audit journal {self.directory} belongs to {found}, not {self.target}: "
-                    "give each database its own AUDIT_JOURNAL_DIR"
-                ) from None
-        finally:
-            written.unlink(missing_ok=True)
-        self._alive = os.open(self.directory / f"{self.worker_id}.alive", os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(self._alive, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self._unrecorded_fd = os.open(self.directory / f"{self.worker_id}.unrecorded", os.O_RDWR | os.O_CREAT, 0o644)
-        os.pwrite(self._unrecorded_fd, b"0".rjust(COUNTER_WIDTH) + b"\n", 0)
+        self._claim.take()
 
     @property
     def total_bytes(self) -> int:
@@ -208,23 +182,14 @@ class Journal:
     def count_unrecorded(self) -> int:
         """One more call recorded nowhere; the count survives restarts (rewritten in place)."""
         with self._mutex:
-            self.unrecorded += 1
-            if self._unrecorded_fd is not None:
-                try:
-                    os.pwrite(self._unrecorded_fd, str(self.unrecorded).encode().rjust(COUNTER_WIDTH) + b"\n", 0)
-                except OSError as exc:
-                    log.error("cannot update the unrecorded count in %s: %s", self.directory, exc)
-            return self.unrecorded
+            return self._claim.count_unrecorded()
 
     def close(self) -> None:
         """Seal what we wrote and give up our liveness lock (at exit)."""
         with self._mutex:
             if self._fd is not None:
                 self._seal_locked()
-            for fd in (self._unrecorded_fd, self._alive):
-                if fd is not None:
-                    os.close(fd)
-            self._unrecorded_fd = self._alive = None
+            self._claim.release()
 
     def _active_fd(self) -> int:
         if self._fd is None:

@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from app.services.audit.journal import Journal, JournalMismatch, read_frames, segment_name
+from app.services.audit.claim import JournalMismatch
+from app.services.audit.journal import Journal, read_frames, segment_name
 from app.services.audit.manual import list_dead_letters
 from app.services.audit.segments import (
     alive_markers,
