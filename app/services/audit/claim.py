@@ -24,7 +24,7 @@ class JournalMismatch(RuntimeError):
 
 
 class DirectoryClaim:
-    """This process's claim on the directory, its ``.alive`` lock and ``.unrecorded`` counter (not thread-safe)."""
+    """This process's claim, ``.alive`` lock and ``.unrecorded`` counter; the journal calls it under its lock."""
 
     def __init__(self, directory: Path, *, worker_id: str, target: str) -> None:
         self.directory = directory
