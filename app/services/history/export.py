@@ -15,8 +15,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from app.models import Request, Response
+from app.services.history.matching import matching_requests
 from app.services.history.paging import MAX_LIMIT, Cursor, Page, PageRequest
-from app.services.history.records import Filters, matching_requests
+from app.services.history.records import Filters
 from app.services.history.sessions import session_requests
 
 BATCH_SIZE = 2000

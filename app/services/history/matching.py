@@ -1,15 +1,19 @@
-"""Filter conditions shared by the history lists: a model as the client named it, and content search."""
+"""Filter conditions shared by the history lists: what a ``Filters`` keeps of requests and responses,
+a model as the client named it, and content search."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.models import Request
+from app.models import Request, Response
+from app.providers.base import CLIENT_PATHS
 from app.services.history.paging import COUNT_CAP
+from app.services.history.tag_sql import key_matches, tag_matches
 from app.services.search.query import SearchQuery, contains, count_matches
 from app.services.search.trigrams import common_trigrams, rare_parts
 
@@ -83,3 +87,75 @@ def plan_search(db: Session, filters: Any) -> tuple[Any, int | None]:
     if hits <= SEARCH_COUNT_CAP:
         return replace(filters, search=search), None
     return replace(filters, search=replace(search, many=True)), hits
+
+
+# The conditions a Filters becomes
+
+def matching_requests(filters: Any) -> list[sa.ColumnElement]:
+    """The conditions a request and its (outer-joined) response meet to match ``filters``."""
+    return [*request_conditions(filters, dated=Request.timestamp), *response_conditions(filters)]
+
+
+def _same(column: sa.ColumnElement) -> sa.ColumnElement:
+    return column
+
+
+def request_conditions(
+    filters: Any, *, dated: sa.ColumnElement | None, column: Callable = _same
+) -> list[sa.ColumnElement]:
+    """Conditions on the request; ``dated`` the column its dates are checked on (None: no dates)."""
+    where = []
+    for attribute, value in (
+        (Request.session_id, filters.session_id), (Request.provider, filters.provider),
+        (Request.stream, filters.stream), (Request.path, CLIENT_PATHS.get(filters.endpoint or "")),
+    ):
+        if value is not None:
+            where.append(column(attribute) == value)
+    if filters.model is not None:
+        where.append(model_matches(
+            filters.model, model_column=column(Request.model), provider_column=column(Request.provider)
+        ))
+    if filters.ids is not None:
+        where.append(Request.id.in_(filters.ids))
+    if filters.tag is not None:
+        where.append(tag_matches(filters.tag))
+    if filters.key is not None:
+        where.append(key_matches(filters.key))
+    if filters.search is not None and not filters.search.many:  # many: list_requests adds it last
+        where.append(request_matches(filters.search))
+    if dated is not None:
+        where.extend(date_conditions(filters, dated))
+    return where
+
+
+def response_conditions(filters: Any, column: Callable = _same) -> list[sa.ColumnElement]:
+    """Conditions on the response's outcome; ``column=unindexed`` to check them during a scan."""
+    where = []
+    status = column(Response.status)
+    if filters.status is not None:
+        where.append(status == filters.status)
+    if filters.has_error is not None:
+        where.append(status != "ok" if filters.has_error else status == "ok")
+    if filters.finish_reason is not None:
+        where.append(column(Response.finish_reason) == filters.finish_reason)
+    if filters.min_duration_ms is not None:
+        where.append(column(Response.duration_ms) >= filters.min_duration_ms)
+    return where
+
+
+def answered_conditions(filters: Any) -> list[sa.ColumnElement]:
+    """The response conditions, narrowed by the model each response copies from its request."""
+    where = response_conditions(filters)
+    if filters.model is not None:
+        where.append(Response.model.in_(model_names(filters.model)))
+    return where
+
+
+def date_conditions(filters: Any, column: sa.ColumnElement) -> list[sa.ColumnElement]:
+    """``column`` within the filters' start and end (ms since the epoch, inclusive)."""
+    where = []
+    if filters.start_ms is not None:
+        where.append(column >= filters.start_ms)
+    if filters.end_ms is not None:
+        where.append(column <= filters.end_ms)
+    return where

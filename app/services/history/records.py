@@ -7,7 +7,6 @@ Plain functions on an ORM session, shared by the REST API and the CLI. They rais
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
@@ -15,12 +14,18 @@ from sqlalchemy.orm import Session, contains_eager, defer, joinedload
 
 from app.errors import NotFound
 from app.models import Request, Response
-from app.providers.base import CLIENT_PATHS
 from app.services.history import rollups
-from app.services.history.matching import model_matches, model_names, plan_filters, request_matches
+from app.services.history.matching import (
+    answered_conditions,
+    date_conditions,
+    model_names,
+    plan_filters,
+    request_conditions,
+    request_matches,
+    response_conditions,
+)
 from app.services.history.paging import Page, PageRequest, fetch_page, unindexed
 from app.services.history.sessions import in_session
-from app.services.history.tag_sql import key_matches, tag_matches
 from app.services.search.query import SearchQuery
 
 RecordId = int | str  # the integer id, or the record's UUID
@@ -96,8 +101,8 @@ def list_requests(
 ) -> Page[Request]:
     """Requests, newest first, each with a summary of its response."""
     filters, capped_total = plan_filters(db, filters)
-    request_where = _request_conditions(filters, dated=Request.timestamp)
-    response_where = _response_conditions(filters)
+    request_where = request_conditions(filters, dated=Request.timestamp)
+    response_where = response_conditions(filters)
     query = sa.select(Request).join(Request.response, isouter=not response_where)
     query = query.options(contains_eager(Request.response).load_only(*_SUMMARY))
     if not bodies:
@@ -107,12 +112,12 @@ def list_requests(
         # The page walks requests in order. Few matching responses (slow calls, rare errors):
         # take their request ids from an index and check each request against that set.
         # Many: check each request's response as it comes, the page fills up soon enough.
-        answered = sa.select(Response.request_id).where(*_answered(filters))
+        answered = sa.select(Response.request_id).where(*answered_conditions(filters))
         few = db.scalar(sa.select(sa.func.count()).select_from(answered.limit(FEW_MATCHES + 1).subquery()))
         if few <= FEW_MATCHES:
             query = query.where(unindexed(Request.id).in_(answered))
         else:
-            query = query.where(*_response_conditions(filters, unindexed))
+            query = query.where(*response_conditions(filters, unindexed))
     if capped_total is not None:  # each row's text checked last, after its cheaper filters
         query = query.where(request_matches(filters.search))
     count = _count_requests(filters) if capped_total is None else capped_total
@@ -124,27 +129,27 @@ def list_requests(
 
 def _count_requests(filters: Filters) -> sa.Select:
     """The total, counted from the side whose indexes narrow it (one response per request)."""
-    request_where = _request_conditions(filters, dated=Request.timestamp)
-    response_where = _response_conditions(filters)
+    request_where = request_conditions(filters, dated=Request.timestamp)
+    response_where = response_conditions(filters)
     if not response_where:
         return sa.select(sa.func.count()).select_from(Request).where(*request_where)
     if not request_where:
         return sa.select(sa.func.count()).select_from(Response).where(*response_where)
-    if len(model_names(filters.model or "")) == 1 and not _request_conditions(
+    if len(model_names(filters.model or "")) == 1 and not request_conditions(
         replace(filters, model=None), dated=Request.timestamp
     ):
         # Model and outcome only: one range of the (status, model, ...) index counts them.
-        return sa.select(sa.func.count()).select_from(Response).where(*_answered(filters))
+        return sa.select(sa.func.count()).select_from(Response).where(*answered_conditions(filters))
     if filters.session_id is not None or filters.search is not None:  # a handful: check each response
         return (
             sa.select(sa.func.count()).select_from(Request)
             .join(Response, Response.request_id == Request.id)
-            .where(*request_where, *_response_conditions(filters, unindexed))
+            .where(*request_where, *response_conditions(filters, unindexed))
         )
     # The ids of the matching responses come from an (outcome, request_id) index alone. With an
     # indexed request filter, walk those requests and check each id against that set; the
     # unary + keeps SQLite from looking each id up in the table of big rows instead.
-    answered = sa.select(Response.request_id).where(*_answered(filters))
+    answered = sa.select(Response.request_id).where(*answered_conditions(filters))
     indexed = any(
         value is not None for value in (filters.model, filters.provider, filters.start_ms, filters.end_ms)
     )
@@ -155,11 +160,6 @@ def _count_requests(filters: Filters) -> sa.Select:
 def count_requests(filters: Filters) -> sa.Select:
     """How many requests match: the count ``list_requests`` reports as its total."""
     return _count_requests(filters)
-
-
-def matching_requests(filters: Filters) -> list[sa.ColumnElement]:
-    """The conditions a request and its (outer-joined) response meet to match ``filters``."""
-    return [*_request_conditions(filters, dated=Request.timestamp), *_response_conditions(filters)]
 
 
 def get_request(db: Session, record_id: RecordId) -> Request:
@@ -201,22 +201,22 @@ def list_responses(
 ) -> Page[Response]:
     """Responses, newest first."""
     filters, capped_total = plan_filters(db, filters)
-    where = [*_dates(filters, Response.timestamp)]
+    where = [*date_conditions(filters, Response.timestamp)]
     if filters.session_id is not None:
         where.append(in_session(filters.session_id))
     if filters.request_id is not None:
         where.append(Response.request_id == _request_pk(filters.request_id))
     if filters.search is not None:
         where.append(request_matches(filters.search, Response.request_id))
-    request_where = _request_conditions(
+    request_where = request_conditions(
         Filters(model=filters.model, provider=filters.provider, stream=filters.stream), dated=None
     )
     # The page walks responses in order and checks the rest as it goes.
-    query = sa.select(Response).where(*where, *_response_conditions(filters, unindexed))
-    count = sa.select(sa.func.count()).select_from(Response).where(*where, *_response_conditions(filters))
+    query = sa.select(Response).where(*where, *response_conditions(filters, unindexed))
+    count = sa.select(sa.func.count()).select_from(Response).where(*where, *response_conditions(filters))
     if request_where:
         query = query.join(Response.request).where(
-            *_request_conditions(
+            *request_conditions(
                 Filters(model=filters.model, provider=filters.provider, stream=filters.stream),
                 dated=None, column=unindexed,
             )
@@ -224,7 +224,7 @@ def list_responses(
         # Matching request ids from the requests' indexes; checked against while walking an
         # index of the responses when they have a filter of their own.
         ids = sa.select(Request.id).where(*request_where)
-        own_filter = bool(where or _response_conditions(filters))
+        own_filter = bool(where or response_conditions(filters))
         count = count.where((unindexed(Response.request_id) if own_filter else Response.request_id).in_(ids))
     if not bodies:
         query = query.options(defer(Response.openai_response), defer(Response.provider_response))
@@ -242,69 +242,6 @@ def get_response(db: Session, record_id: RecordId) -> Response:
 
 
 # Query pieces
-
-def _same(column: sa.ColumnElement) -> sa.ColumnElement:
-    return column
-
-
-def _request_conditions(
-    filters: Filters, *, dated: sa.ColumnElement | None, column: Callable = _same
-) -> list[sa.ColumnElement]:
-    where = []
-    for attribute, value in (
-        (Request.session_id, filters.session_id), (Request.provider, filters.provider),
-        (Request.stream, filters.stream), (Request.path, CLIENT_PATHS.get(filters.endpoint or "")),
-    ):
-        if value is not None:
-            where.append(column(attribute) == value)
-    if filters.model is not None:
-        where.append(model_matches(
-            filters.model, model_column=column(Request.model), provider_column=column(Request.provider)
-        ))
-    if filters.ids is not None:
-        where.append(Request.id.in_(filters.ids))
-    if filters.tag is not None:
-        where.append(tag_matches(filters.tag))
-    if filters.key is not None:
-        where.append(key_matches(filters.key))
-    if filters.search is not None and not filters.search.many:  # many: list_requests adds it last
-        where.append(request_matches(filters.search))
-    if dated is not None:
-        where.extend(_dates(filters, dated))
-    return where
-
-
-def _response_conditions(filters: Filters, column: Callable = _same) -> list[sa.ColumnElement]:
-    """Conditions on the response's outcome; ``column=unindexed`` to check them during a scan."""
-    where = []
-    status = column(Response.status)
-    if filters.status is not None:
-        where.append(status == filters.status)
-    if filters.has_error is not None:
-        where.append(status != "ok" if filters.has_error else status == "ok")
-    if filters.finish_reason is not None:
-        where.append(column(Response.finish_reason) == filters.finish_reason)
-    if filters.min_duration_ms is not None:
-        where.append(column(Response.duration_ms) >= filters.min_duration_ms)
-    return where
-
-
-def _answered(filters: Filters) -> list[sa.ColumnElement]:
-    """The response conditions, narrowed by the model each response copies from its request."""
-    where = _response_conditions(filters)
-    if filters.model is not None:
-        where.append(Response.model.in_(model_names(filters.model)))
-    return where
-
-
-def _dates(filters: Filters, column: sa.ColumnElement) -> list[sa.ColumnElement]:
-    where = []
-    if filters.start_ms is not None:
-        where.append(column >= filters.start_ms)
-    if filters.end_ms is not None:
-        where.append(column <= filters.end_ms)
-    return where
-
 
 def _by_id(model: type[Request] | type[Response], record_id: RecordId) -> sa.ColumnElement:
     if isinstance(record_id, int):
