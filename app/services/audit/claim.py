@@ -17,6 +17,18 @@ log = logging.getLogger(__name__)
 
 COUNTER_WIDTH = 20  # digits of a counter file, rewritten in place (no new block on a full disk)
 TARGET_FILE = "TARGET"
+ALIVE = ".alive"
+UNRECORDED = ".unrecorded"
+
+
+def alive_file(directory: Path, worker_id: str) -> Path:
+    """The file a live worker holds locked."""
+    return directory / f"{worker_id}{ALIVE}"
+
+
+def unrecorded_file(directory: Path, worker_id: str) -> Path:
+    """The count of the calls a worker could record nowhere."""
+    return directory / f"{worker_id}{UNRECORDED}"
 
 
 class JournalMismatch(RuntimeError):
@@ -52,9 +64,9 @@ class DirectoryClaim:
                 ) from None
         finally:
             written.unlink(missing_ok=True)
-        self._alive = os.open(self.directory / f"{self.worker_id}.alive", os.O_RDWR | os.O_CREAT, 0o644)
+        self._alive = os.open(alive_file(self.directory, self.worker_id), os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(self._alive, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self._unrecorded_fd = os.open(self.directory / f"{self.worker_id}.unrecorded", os.O_RDWR | os.O_CREAT, 0o644)
+        self._unrecorded_fd = os.open(unrecorded_file(self.directory, self.worker_id), os.O_RDWR | os.O_CREAT, 0o644)
         os.pwrite(self._unrecorded_fd, b"0".rjust(COUNTER_WIDTH) + b"\n", 0)
 
     def count_unrecorded(self) -> int:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from app.models import now_ms
+from app.services.audit.claim import ALIVE, UNRECORDED, alive_file, unrecorded_file
 from app.services.audit.journal import (
     DEAD_DIR,
     HEADER,
@@ -80,7 +81,7 @@ def claimed(path: Path) -> Iterator[int | None]:
 def worker_gone(directory: Path, worker_id: str) -> bool | None:
     """True when that worker's process is gone, False when it lives; None when it never ran on this host."""
     try:
-        fd = os.open(directory / f"{worker_id}.alive", os.O_RDONLY)
+        fd = os.open(alive_file(directory, worker_id), os.O_RDONLY)
     except FileNotFoundError:
         return None
     try:
@@ -95,18 +96,18 @@ def worker_gone(directory: Path, worker_id: str) -> bool | None:
 def alive_markers(directory: Path) -> list[str]:
     """The workers that ran on this host and have not been cleaned up."""
     with suppress(FileNotFoundError):
-        return sorted(entry.name[:-6] for entry in os.scandir(directory) if entry.name.endswith(".alive"))
+        return sorted(entry.name.removesuffix(ALIVE) for entry in os.scandir(directory) if entry.name.endswith(ALIVE))
     return []
 
 
 def forget_worker(directory: Path, worker_id: str) -> None:
     """A dead worker's journal is replayed: fold its unrecorded count into the total and drop its files."""
-    counter = directory / f"{worker_id}.unrecorded"
+    counter = unrecorded_file(directory, worker_id)
     count = _read_count(counter)
     if count:
         total = directory / "unrecorded"
         _write_count(total, _read_count(total) + count)
-    for path in (counter, directory / f"{worker_id}.alive"):
+    for path in (counter, alive_file(directory, worker_id)):
         with suppress(FileNotFoundError):
             path.unlink()
 
@@ -136,7 +137,7 @@ def status(directory: Path) -> JournalStatus:
         result.dead_letters += count
         result.bytes += size
     result.unrecorded = _read_count(directory / "unrecorded") + sum(
-        _read_count(path) for path in directory.glob("*.unrecorded")
+        _read_count(path) for path in directory.glob(f"*{UNRECORDED}")
     )
     return result
 
