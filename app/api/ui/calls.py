@@ -8,7 +8,6 @@ and for the calls it shows pending; export streams exactly the filtered set.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from typing import Any
 
 from flask import Response, render_template, request, stream_with_context
@@ -22,19 +21,14 @@ from app.extensions import gateway
 from app.schemas.history import RequestListArgs
 from app.services.history import calls as call_views
 from app.services.history import export, records
+from app.services.history.calls import TAIL_LIMIT
 from app.services.history.matching import SEARCH_COUNT_CAP
-from app.services.history.paging import Cursor, PageRequest
-from app.services.history.records import Filters
 
 FILTERS = (
     "q", "model", "provider", "status", "stream", "session_id", "finish_reason", "min_duration_ms",
     "start_date", "end_date", "endpoint", "key", "tag",
 )
 UI_ONLY = ("live",)
-TAIL_LIMIT = 50
-# Each poll reads again this far behind the newest row shown, so that a call committed after that
-# row with an earlier timestamp (by another worker, in a later group commit) still appears.
-TAIL_OVERLAP_MS = 10_000
 _ID = re.compile(r"[0-9]{1,18}")
 _SINCE = re.compile(r"([0-9]{1,18})\.([0-9]{1,18})")
 
@@ -80,38 +74,13 @@ def calls_tail():
     place of its row shown with the same id.
     """
     since = _since(request.args.get("since", ""))
-    pending = _pending(request.args.get("pending", ""))
-    filters = _load(filter_args())["filters"]
-    recent = records.list_requests(
-        db(), filters=replace(filters, start_ms=max(since[0] - TAIL_OVERLAP_MS, filters.start_ms or 0)),
-        page=PageRequest(limit=TAIL_LIMIT),
-    ).items
-    ended = []
-    if pending:  # by id: a long stream may have started well before the overlap
-        asked = records.list_requests(db(), filters=Filters(ids=pending), page=PageRequest(limit=len(pending)))
-        ended = [call for call in asked.items if call.response is not None]
-    rows = {call.id: call for call in [*recent, *ended]}.values()
-    newest_first = sorted(rows, key=lambda call: (call.timestamp, call.id), reverse=True)
-    return render_template("ui/call_rows.html", rows=_rows(newest_first), gap=_gap(filters, since, recent))
-
-
-def _gap(filters: Filters, since: tuple[int, int], recent: list) -> dict[str, Any] | None:
-    """Where more calls arrived between two polls than one poll shows: the unshown run, as a link to them.
-
-    The poll shows the newest TAIL_LIMIT; when calls newer than the newest shown before lie beyond
-    them, the page says so in their place (a row linking to exactly those calls), never silently.
-    """
-    if len(recent) < TAIL_LIMIT or (recent[-1].timestamp, recent[-1].id) <= since:
-        return None
-    oldest = recent[-1]
-    before_it = records.list_requests(
-        db(), filters=replace(filters, start_ms=max(since[0], filters.start_ms or 0)),
-        page=PageRequest(limit=1, after=Cursor(kind="requests", sort_value=oldest.timestamp, tiebreak=oldest.id)),
-    ).items
-    if not before_it or (before_it[0].timestamp, before_it[0].id) <= since:
-        return None
-    return {"since": f"{oldest.timestamp}.{oldest.id}", "id": oldest.id,
-            "args": {**filter_args(), "start_date": since[0], "end_date": oldest.timestamp}}
+    polled = call_views.tail(db(), _load(filter_args())["filters"], since=since,
+                             pending=_pending(request.args.get("pending", "")))
+    oldest, gap = polled.unshown_before, None
+    if oldest is not None:  # a row in place of the calls left out, linking to exactly them
+        gap = {"since": f"{oldest.timestamp}.{oldest.id}", "id": oldest.id,
+               "args": {**filter_args(), "start_date": since[0], "end_date": oldest.timestamp}}
+    return render_template("ui/call_rows.html", rows=_rows(polled.calls), gap=gap)
 
 
 def _since(text: str) -> tuple[int, int]:

@@ -13,38 +13,19 @@ from app.api.ui.call import card
 from app.db import get_engine
 from app.extensions import gateway
 from app.models import Request
-from app.providers.base import CLIENT_PATHS
 from app.schemas.history import ConversationItemSchema
 from app.services.history import calls as call_views
 from app.services.history import export, stats
 from app.services.history import sessions as session_history
-from app.services.search.text import answer_of, messages_of, vectors_note
+from app.services.search.text import answer_of, vectors_note
 
 IDLE_MS = 5 * 60_000  # a pause this long between two calls is marked
 THREAD_LIMIT = 1000
-_STANDALONE = frozenset({CLIENT_PATHS["completions"], CLIENT_PATHS["embeddings"]})  # calls that carry no history
-
-
-def _new_messages(request: Request, before: int) -> list[dict[str, Any]]:
-    """The messages this call added to the conversation: those after the previous call's (and its answer)."""
-    messages = messages_of(request.openai_request)
-    if request.path in _STANDALONE:
-        return messages
-    if isinstance(request.openai_request, dict) and request.openai_request.get("previous_response_id"):
-        return [m for m in messages if m.get("role") != "system"]  # a Responses call sent only its new turns
-    fresh = messages if not before else messages[before + 1:]
-    if not fresh:  # the client sent less than before (it trimmed its history): its last user turn
-        fresh = [m for m in messages if m.get("role") == "user"][-1:]
-    return fresh
 
 
 def _turns(calls: list[Request]) -> list[dict[str, Any]]:
-    turns, before, last_at, path = [], 0, None, None
-    for request in calls:
-        if request.path != path:  # another endpoint's call shares no history with the one before
-            before, path = 0, request.path
-        messages = _new_messages(request, before)
-        before = len(messages_of(request.openai_request))
+    turns, last_at = [], None
+    for request, messages in zip(calls, call_views.added_messages(calls), strict=True):
         answered = request.response.openai_response if request.response is not None else None
         answer = answer_of(answered)
         idle = None if last_at is None else request.timestamp - last_at

@@ -10,9 +10,9 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from app.api.ui.calls import TAIL_LIMIT, TAIL_OVERLAP_MS
 from app.api.ui.sessions import THREAD_LIMIT
 from app.models import Attempt, Request, Response, now_ms
+from app.services.history.calls import TAIL_LIMIT, TAIL_OVERLAP_MS
 from app.services.search.indexer import SearchIndexer
 from tests.factories import answer_call, make_call, make_calls, make_session
 

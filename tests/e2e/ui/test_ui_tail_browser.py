@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.orm import Session
 
-from app.api.ui.calls import TAIL_LIMIT
 from app.db import get_engine
 from app.models import now_ms
+from app.services.history.calls import TAIL_LIMIT
 from tests.factories import answer_call, make_call, make_calls, make_session
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
