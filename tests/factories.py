@@ -41,24 +41,15 @@ def make_call(
     provider: str = "openai",
     stream: bool = False,
     status: str | None = "ok",
-    finish_reason: str | None = "stop",
-    prompt_tokens: int | None = 10,
-    completion_tokens: int | None = 5,
-    duration_ms: int | None = 100,
-    ttft_ms: int | None = None,
-    error: str | None = None,
-    usage_estimated: bool = False,
+    **answer: Any,
 ) -> Request:
-    """A request and, unless ``status`` is None (still in flight), its response."""
+    """A request and, unless ``status`` is None (still in flight), its response (``answer``: ``answer_call``'s
+    other arguments)."""
     request = Request(**_request_row(session, timestamp=timestamp, model=model, provider=provider, stream=stream))
     db.add(request)
     db.flush()
     if status is not None:
-        answer_call(
-            db, request, status=status, finish_reason=finish_reason, prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens, duration_ms=duration_ms, ttft_ms=ttft_ms, error=error,
-            usage_estimated=usage_estimated,
-        )
+        answer_call(db, request, status=status, **answer)
     return request
 
 

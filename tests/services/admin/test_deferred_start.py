@@ -4,6 +4,8 @@ and runs its owed start-up work once, before the drainer replays; an outdated sc
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -46,6 +48,25 @@ def recorded(url: str) -> tuple[int, int]:
             "SELECT (SELECT count(*) FROM requests), (SELECT count(*) FROM responses)")).one())
 
 
+@contextmanager
+def changed(url: str, change: str, *, undo: str, **params) -> Iterator[None]:
+    """The database as an operator left it (``change``) for the block's time; ``undo`` restores it."""
+    with get_engine(url).begin() as connection:
+        connection.execute(sa.text(change))
+    try:
+        yield
+    finally:
+        with get_engine(url).begin() as connection:
+            connection.execute(sa.text(undo), params)
+
+
+def failing_ticks(drainer, caplog, count: int = 3) -> None:
+    """The drainer's ticks while the owed work cannot be done: each fails, the logs at ERROR captured."""
+    with caplog.at_level(logging.ERROR):
+        for _ in range(count):
+            assert drainer.tick() is False
+
+
 def test_a_worker_booted_without_its_database_serves_and_journals(booted, pg_url):
     app, _, _ = booted
     gateway = app.extensions["gateway"]
@@ -77,21 +98,15 @@ def test_an_outdated_schema_found_after_the_outage_keeps_the_journal(booted, pg_
     audit = app.extensions["gateway"].chat.audit
     chat(app, "during the outage")
     head = migrate.current_revision(pg_url)
-    with get_engine(pg_url).begin() as connection:
-        connection.execute(sa.text("UPDATE alembic_version SET version_num = '0000_older'"))
-    try:
+    with changed(pg_url, "UPDATE alembic_version SET version_num = '0000_older'",
+                 undo="UPDATE alembic_version SET version_num = :head", head=head):
         proxy.set_mode("pass")
-        with caplog.at_level(logging.ERROR):
-            for _ in range(3):
-                assert drainer.tick() is False
+        failing_ticks(drainer, caplog)
         assert caplog.text.count("DATABASE NOT READY") == 1, "said once, checked again each time"
         assert "alembic upgrade head" in caplog.text
         journal = status(audit.journal.directory)
         assert (journal.records, journal.dead_letters) == (2, 0)
         assert recorded(pg_url) == (0, 0)
-    finally:
-        with get_engine(pg_url).begin() as connection:
-            connection.execute(sa.text("UPDATE alembic_version SET version_num = :head"), {"head": head})
     drainer.tick()
     assert recorded(pg_url) == (1, 1)
     assert status(audit.journal.directory).records == 0
@@ -103,18 +118,12 @@ def test_owed_work_that_fails_otherwise_is_said_once_and_keeps_the_journal(boote
     app, proxy, drainer = booted
     audit = app.extensions["gateway"].chat.audit
     chat(app, "during the outage")
-    with get_engine(pg_url).begin() as connection:
-        connection.execute(sa.text("ALTER TABLE providers RENAME TO providers_away"))
-    try:
+    with changed(pg_url, "ALTER TABLE providers RENAME TO providers_away",
+                 undo="ALTER TABLE providers_away RENAME TO providers"):
         proxy.set_mode("pass")
-        with caplog.at_level(logging.ERROR):
-            for _ in range(3):
-                assert drainer.tick() is False
+        failing_ticks(drainer, caplog)
         assert caplog.text.count("DATABASE NOT READY (the start-up work failed") == 1
         assert "providers" in caplog.text and "Traceback" not in caplog.text
         assert (status(audit.journal.directory).records, recorded(pg_url)) == (2, (0, 0))
-    finally:
-        with get_engine(pg_url).begin() as connection:
-            connection.execute(sa.text("ALTER TABLE providers_away RENAME TO providers"))
     drainer.tick()
     assert recorded(pg_url) == (1, 1)
